@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Ensure the Debian packages needed to build and test xport are installed.
+#   .ci/deps.sh         build + test dependencies
+#   .ci/deps.sh bench   also the benchmark dependencies
+# Silent and fast when everything is present. As root, installs what is
+# missing; otherwise prints the apt-get line to run and exits 1.
+set -euo pipefail
+
+pkgs=(gcc make pkg-config libssl-dev libreadline-dev bats valgrind python3
+      socat ncat openssl tmux procps)
+case "${1:-}" in
+"") ;;
+bench) pkgs+=(python3-uvloop socat ncat) ;;
+*) echo "usage: $0 [bench]" >&2; exit 64 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: not a Debian system; make sure these are installed: ${pkgs[*]}" >&2
+	exit 0
+fi
+
+# One query for all; unknown packages only produce a message on stderr.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${pkgs[@]}" 2>/dev/null |
+	awk '$2 ~ /^ii/ { print $1 }' || true)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! grep -qxF -- "$p" <<<"$installed" && [[ " ${missing[*]} " != *" $p "* ]]; then
+		missing+=("$p")
+	fi
+done
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then
+	echo "deps.sh: installing ${missing[*]}" >&2
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+else
+	echo "deps.sh: missing packages; run:" >&2
+	echo "sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi

@@ -1,0 +1,123 @@
+/*
+ * backend_epoll.c - level-triggered epoll.  Watchers ride in data.ptr; a
+ * watcher forgotten mid-batch has its collected events erased so that a
+ * freed watcher is never called.
+ */
+#include "internal.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+
+struct epoll_backend {
+	int epfd;
+	struct epoll_event ev[MAX_EVENTS];
+	int nev, cur; /* events of the batch being dispatched */
+};
+
+const char *xp__backend_name(void)
+{
+	return "epoll";
+}
+
+int xp__backend_init(xp_loop *loop)
+{
+	struct epoll_backend *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (b->epfd < 0) {
+		int e = errno;
+		free(b);
+		return -e;
+	}
+	*xp__loop_backend_slot(loop) = b;
+	return 0;
+}
+
+void xp__backend_destroy(xp_loop *loop)
+{
+	struct epoll_backend *b = *xp__loop_backend_slot(loop);
+	if (!b)
+		return;
+	close(b->epfd);
+	free(b);
+	*xp__loop_backend_slot(loop) = NULL;
+}
+
+int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
+{
+	struct epoll_backend *b = *xp__loop_backend_slot(loop);
+	struct epoll_event ev = { .data.ptr = w };
+	int op;
+	if (events & XP_IO_READ)
+		ev.events |= EPOLLIN;
+	if (events & XP_IO_WRITE)
+		ev.events |= EPOLLOUT;
+	if (!w->registered && !events)
+		return 0;
+	if (!events)
+		op = EPOLL_CTL_DEL;
+	else
+		op = w->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(b->epfd, op, w->fd, &ev) < 0) {
+		if (op == EPOLL_CTL_ADD && errno == EEXIST)
+			op = EPOLL_CTL_MOD, errno = 0;
+		if (errno || epoll_ctl(b->epfd, op, w->fd, &ev) < 0)
+			return errno == EPERM ? -EPERM : -errno;
+	}
+	w->registered = events;
+	return 0;
+}
+
+void xp__backend_forget(xp_loop *loop, struct xp_io *w)
+{
+	struct epoll_backend *b = *xp__loop_backend_slot(loop);
+	if (w->registered) {
+		struct epoll_event ev = { 0 };
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, &ev);
+		w->registered = 0;
+	}
+	for (int i = b->cur; i < b->nev; i++)
+		if (b->ev[i].data.ptr == w)
+			b->ev[i].data.ptr = NULL;
+}
+
+static unsigned to_xp(uint32_t e)
+{
+	unsigned r = 0;
+	if (e & EPOLLIN)
+		r |= XP_IO_READ;
+	if (e & EPOLLOUT)
+		r |= XP_IO_WRITE;
+	if (e & EPOLLERR)
+		r |= XP_IO_ERR | XP_IO_READ | XP_IO_WRITE;
+	if (e & EPOLLHUP)
+		r |= XP_IO_HUP | XP_IO_READ;
+	return r;
+}
+
+int xp__backend_wait(xp_loop *loop, int timeout_ms)
+{
+	struct epoll_backend *b = *xp__loop_backend_slot(loop);
+	int n = epoll_wait(b->epfd, b->ev, MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	b->nev = n;
+	for (b->cur = 0; b->cur < b->nev; b->cur++) {
+		struct xp_io *w = b->ev[b->cur].data.ptr;
+		if (!w || !w->events)
+			continue;
+		unsigned r = to_xp(b->ev[b->cur].events);
+		/* Report only what is wanted, plus error bits. */
+		unsigned want = w->events | XP_IO_ERR | XP_IO_HUP;
+		r &= want;
+		if (r & (XP_IO_ERR | XP_IO_HUP))
+			r |= w->events & (XP_IO_READ | XP_IO_WRITE);
+		if (r)
+			w->cb(loop, w, r);
+	}
+	b->nev = b->cur = 0;
+	return n;
+}

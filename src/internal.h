@@ -1,0 +1,285 @@
+/*
+ * internal.h - what the pieces of libxport share and nobody else sees.
+ *
+ * Layers, top to bottom: transports (stream.c, dgram.c, pipe.c,
+ * subprocess.c, tls.c) -> transport.c (the state machine and flow control
+ * every kind shares) -> loop.c (callbacks, timers, io watchers) -> one
+ * backend (backend_epoll.c or backend_poll.c).  Nothing calls upward except
+ * through protocol callbacks and xp_io callbacks.
+ */
+#ifndef XP_INTERNAL_H
+#define XP_INTERNAL_H
+
+#include "xport.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- intrusive list ------------------------------------------------ */
+
+struct xp_list {
+	struct xp_list *prev, *next;
+};
+
+static inline void xp_list_init(struct xp_list *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline bool xp_list_empty(const struct xp_list *l)
+{
+	return l->next == l;
+}
+
+static inline void xp_list_insert_tail(struct xp_list *head, struct xp_list *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void xp_list_remove(struct xp_list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+#define xp_list_entry(ptr, type, member) XP_CONTAINER_OF(ptr, type, member)
+
+/* ---- io watchers ---------------------------------------------------- */
+
+#define XP_IO_READ 1u
+#define XP_IO_WRITE 2u
+/* Only ever reported, never asked for: the callback sees them with READ
+ * and/or WRITE so that a plain read()/write() surfaces the error. */
+#define XP_IO_ERR 4u
+#define XP_IO_HUP 8u
+
+struct xp_io;
+typedef void (*xp_io_cb)(xp_loop *loop, struct xp_io *w, unsigned revents);
+
+/* One per descriptor.  Embedded in its owner (a transport, a server...). */
+struct xp_io {
+	int fd;
+	unsigned events;     /* what the owner wants */
+	unsigned registered; /* what the backend has */
+	bool always_ready;   /* the backend refused the fd (regular file) */
+	int backend_index;   /* backend bookkeeping (poll: slot in its array) */
+	xp_io_cb cb;
+	struct xp_list ready_node; /* on loop->always_ready while wanted */
+};
+
+void xp__io_init(struct xp_io *w, int fd, xp_io_cb cb);
+/* Add / remove interest.  Cheap when nothing changes. */
+int xp__io_start(xp_loop *loop, struct xp_io *w, unsigned events);
+int xp__io_stop(xp_loop *loop, struct xp_io *w, unsigned events);
+/* Forget the watcher entirely; call before close(fd) or freeing w.  Events
+ * already collected for it in this iteration are dropped. */
+void xp__io_close(xp_loop *loop, struct xp_io *w);
+
+/* ---- backend interface (one compiled in) ---------------------------- */
+
+int xp__backend_init(xp_loop *loop);
+void xp__backend_destroy(xp_loop *loop);
+/* Make the backend watch w->fd for `events` (0 = not at all).  -EPERM
+ * means the fd cannot be polled (regular file): the loop then treats it as
+ * always ready. */
+int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events);
+/* Drop w and any of its events collected but not yet dispatched. */
+void xp__backend_forget(xp_loop *loop, struct xp_io *w);
+/* Wait up to timeout_ms (-1 = forever) and call w->cb for ready watchers. */
+int xp__backend_wait(xp_loop *loop, int timeout_ms);
+const char *xp__backend_name(void);
+
+/* ---- loop internals shared with transports -------------------------- */
+
+/* The loop's private pointer for its backend. */
+void **xp__loop_backend_slot(xp_loop *loop);
+/* Report to the exception handler. */
+void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t,
+		     xp_protocol *p);
+/* A scratch buffer for reads (shared by all transports of the loop; its
+ * contents are only valid until the next read).  *len >= 256 KiB. */
+void *xp__loop_read_buffer(xp_loop *loop, size_t *len);
+/* Debug bookkeeping of live transports (reported unclosed at close). */
+void xp__loop_track(xp_loop *loop, struct xp_list *node);
+/* Debug mode: is the caller on the loop's thread?  Reports if not. */
+bool xp__loop_thread_ok(xp_loop *loop, const char *what);
+/* Complete a future on the loop thread from a worker thread. */
+int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg),
+			void *arg);
+
+/* fd helpers */
+int xp__set_nonblock(int fd, bool on);
+int xp__set_cloexec(int fd);
+int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out);
+
+/* ---- write buffer (wbuf.c) ------------------------------------------ */
+
+/* A FIFO of bytes the transport owns.  Appends copy (coalescing small
+ * writes into the tail chunk, so no malloc per write); flushes use writev
+ * over the chunks. */
+struct xp_wchunk;
+struct xp_wbuf {
+	struct xp_wchunk *head, *tail;
+	struct xp_wchunk *spare; /* one freed chunk kept to avoid malloc churn */
+	size_t size;
+};
+void xp__wbuf_init(struct xp_wbuf *b);
+int xp__wbuf_append(struct xp_wbuf *b, const void *data, size_t len);
+/* Append the iovecs minus their first `skip` bytes (already sent). */
+int xp__wbuf_appendv(struct xp_wbuf *b, const struct iovec *iov, int iovcnt, size_t skip);
+/* Fill up to max iovecs from the head; returns how many. */
+int xp__wbuf_peek(const struct xp_wbuf *b, struct iovec *iov, int max);
+void xp__wbuf_consume(struct xp_wbuf *b, size_t n);
+void xp__wbuf_clear(struct xp_wbuf *b);
+static inline size_t xp__wbuf_size(const struct xp_wbuf *b)
+{
+	return b->size;
+}
+
+/* ---- transports (transport.c) --------------------------------------- */
+
+/* Per-kind operations.  NULL entries make the public call return -ENOTSUP
+ * (or do nothing, for void calls). */
+struct xp_transport_vt {
+	enum xp_transport_kind kind;
+	const char *name;
+	/* Called after the protocol's connection_made returned: start
+	 * reading, etc. */
+	void (*made)(xp_transport *t);
+	/* Graceful close (already marked closing by transport.c). */
+	void (*close)(xp_transport *t);
+	/* Drop buffers, stop everything, schedule connection_lost(err). */
+	void (*force_close)(xp_transport *t, int err);
+	/* iov is the caller's; copy what is not sent now. len > 0. */
+	int (*write)(xp_transport *t, const struct iovec *iov, int iovcnt, size_t len);
+	int (*write_eof)(xp_transport *t);
+	int (*can_write_eof)(xp_transport *t);
+	/* Apply t->reading: start or stop reading the descriptor. */
+	void (*update_reading)(xp_transport *t);
+	size_t (*get_write_buffer_size)(const xp_transport *t);
+	const void *(*get_extra_info)(xp_transport *t, const char *key, const void *dflt);
+	int (*sendto)(xp_transport *t, const void *data, size_t len, const struct sockaddr *addr,
+		      socklen_t addrlen);
+	pid_t (*get_pid)(const xp_transport *t);
+	xp_transport *(*get_pipe_transport)(xp_transport *t, int fd);
+	int (*get_returncode)(const xp_transport *t, int *code);
+	int (*send_signal)(xp_transport *t, int sig);
+	/* Release the descriptor and what the kind holds, after
+	 * connection_lost.  Must not free t itself: its memory stays while
+	 * the application holds a reference (xp_transport_retain), so keep
+	 * what methods still read after connection_lost (e.g. a subprocess's
+	 * returncode) in the struct. */
+	void (*destroy)(xp_transport *t);
+};
+
+struct xp_transport {
+	const struct xp_transport_vt *vt;
+	xp_loop *loop;
+	xp_protocol *protocol;
+	xp_server *server;          /* accepted by this server, or NULL */
+	struct xp_list server_node; /* on server's connection list */
+	struct xp_list loop_node;   /* on loop's live list (debug report) */
+	size_t high, low;           /* write watermarks */
+	size_t read_size;           /* bytes per read for plain Protocols */
+	bool closing;               /* close/abort/fatal happened */
+	bool reading;               /* wanted by the protocol (is_reading) */
+	bool eof;                   /* eof_received delivered: never read again */
+	bool made;                  /* connection_made delivered */
+	bool lost_scheduled;        /* connection_lost queued: exactly once */
+	bool lost;                  /* connection_lost delivered */
+	bool proto_paused;          /* pause_writing delivered, resume owed */
+	xp_future *waiter;          /* completed with t after connection_made */
+	int lost_err;
+	int refs;                   /* the loop's until connection_lost, + retains */
+};
+
+/* Allocate size bytes (>= sizeof(xp_transport)) zeroed and initialised;
+ * size lets a kind put its struct around the base (base first). */
+xp_transport *xp__transport_new(size_t size, const struct xp_transport_vt *vt, xp_loop *loop,
+				xp_protocol *protocol);
+/* Queue connection_made (a later iteration), then vt->made, then complete
+ * waiter (may be NULL) with t. */
+int xp__transport_start(xp_transport *t, xp_future *waiter);
+/* Queue connection_lost(err) exactly once; the transport is destroyed and
+ * freed after it.  Safe to call repeatedly. */
+void xp__transport_lost(xp_transport *t, int err);
+/* A failure: report msg (if not NULL) to the exception handler, then
+ * vt->force_close(t, err). */
+void xp__transport_fatal(xp_transport *t, int err, const char *msg);
+
+/* Protocol calls with the state machine enforced.  They return 0, or the
+ * negative code after which the transport was failed (stop using the
+ * data). */
+int xp__proto_data(xp_transport *t, const void *data, size_t len);
+/* Returns >0 keep open, 0 close, <0 failed. Marks t->eof, t->reading=0. */
+int xp__proto_eof(xp_transport *t);
+/* BufferedProtocol: read from fd straight into the protocol's memory.
+ * Returns bytes read (>0), 0 on EOF, or -errno (-EAGAIN included). */
+ssize_t xp__proto_read_into(xp_transport *t, int fd);
+static inline bool xp__proto_is_buffered(const xp_transport *t)
+{
+	return t->protocol && t->protocol->ops && t->protocol->ops->get_buffer;
+}
+
+/* Flow control: call after the buffer grew / shrank. */
+void xp__fc_check_pause(xp_transport *t);
+void xp__fc_check_resume(xp_transport *t);
+
+/* server.c: accepted transports count toward wait_closed. */
+void xp__server_attach(xp_server *s, xp_transport *t);
+void xp__server_detach(xp_server *s, xp_transport *t);
+
+/* connect.c: resolve-free helpers the kinds share. */
+int xp__socket(int family, int type, int proto);
+
+/* tls.c: wrap an existing stream transport. */
+xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app, xp_tls_ctx *tls,
+			int server_side, const char *server_hostname, double handshake_timeout,
+			xp_server *server);
+
+/* ---- stream.c (and wbuf.c) ---- */
+
+/* Append all of src to dst without copying; src is left empty. */
+void xp__wbuf_move(struct xp_wbuf *dst, struct xp_wbuf *src);
+/* A stream transport (TCP or Unix socket) around a connected socket.  Takes
+ * fd on success (closed by the transport); on failure returns NULL with
+ * errno set and leaves fd to the caller.  Sets O_NONBLOCK, and TCP_NODELAY
+ * for TCP.  Not started: the caller does xp__transport_start(t, waiter). */
+xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
+
+
+/* ---- connect.c ---- */
+
+/* Order getaddrinfo results for Happy Eyeballs (RFC 8305 section 4):
+ * families alternate, starting with the family listed first.  Writes up to
+ * max addresses to out; returns how many. */
+size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_t max);
+/* xp_create_connection over an already ordered address list (no resolving,
+ * no reordering); host is only used as the TLS server name. */
+xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
+			     const xp_sockaddr *addrs, size_t n, const char *host,
+			     const xp_connect_opts *opts);
+/* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
+int xp__unix_addr(const char *path, xp_sockaddr *out);
+
+/* ---- pipe.c ---- */
+
+/* A read or write pipe transport around fd (pipe, FIFO, socket, tty,
+ * regular file, /dev/null).  Takes fd (made non-blocking; closed by the
+ * transport).  NULL with errno set on failure, fd left to the caller.  Not
+ * started: the caller does xp__transport_start(t, waiter). */
+xp_transport *xp__pipe_new(xp_loop *loop, int fd, bool writer, xp_protocol *p);
+
+/* ---- subprocess.c ---- */
+
+/* Tests only: watch children with the 50 ms waitpid timer instead of a
+ * pidfd, as on kernels without pidfd_open. */
+extern bool xp__subprocess_no_pidfd;
+
+#endif

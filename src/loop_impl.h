@@ -1,0 +1,69 @@
+/*
+ * loop_impl.h - the loop's own structures, shared by loop.c, future.c,
+ * executor.c, signal.c and the backends.  Transports never include it.
+ */
+#ifndef XP_LOOP_IMPL_H
+#define XP_LOOP_IMPL_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#define XP_READ_BUFFER_SIZE (256 * 1024)
+
+struct xp_handle {
+	int refs;
+	bool cancelled;
+	bool is_timer;
+	double when;
+	uint64_t seq;      /* scheduling order: equal deadlines fire FIFO */
+	size_t heap_index; /* SIZE_MAX when not in the heap */
+	xp_callback cb;
+	void *arg;
+	xp_loop *loop;
+	struct xp_handle *next; /* ready queue */
+};
+
+struct ts_call;
+struct fd_watch;
+struct xp_executor;
+struct xp_signals;
+
+struct xp_loop {
+	void *backend;
+	bool running, stopping, closed, debug;
+	pthread_t thread;
+	double slow_callback;
+
+	xp_handle *ready_head, *ready_tail;
+	size_t nready;
+	xp_handle **heap;
+	size_t nheap, heapcap;
+	uint64_t timer_seq;
+
+	struct xp_list always_ready; /* xp_io refused by the backend */
+	struct xp_list transports;   /* live transports, for the debug report */
+	struct fd_watch **fdw;       /* add_reader/add_writer, by fd */
+	size_t nfdw;
+
+	/* call_soon_threadsafe */
+	pthread_mutex_t ts_lock;
+	struct ts_call *ts_head, *ts_tail;
+	int wakefd;
+	struct xp_io wake;
+
+	xp_exception_handler exc_handler;
+	void *exc_arg;
+
+	void *rbuf; /* shared read buffer, XP_READ_BUFFER_SIZE */
+
+	struct xp_executor *executor;
+	struct xp_signals *signals;
+	int sigfd;
+};
+
+void xp__executor_shutdown(xp_loop *loop);
+void xp__signal_shutdown(xp_loop *loop);
+
+#endif
