@@ -57,7 +57,9 @@ LINK_FLAGS = -pthread $(CFLAGS) $(EXTRA_CFLAGS) $(LDFLAGS)
 LIB_SRCS  := $(filter-out src/backend_%.c,$(wildcard src/*.c src/proto/*.c)) \
              $(wildcard src/backend_$(BACKEND).c)
 CLI_SRCS  := $(wildcard cli/*.c)
-UNIT_SRCS := $(wildcard tests/unit/*.c)
+# UNIT_FILES="test_loop test_pipe" links only those test files (handy while
+# other files are mid-edit); the default is all of them.
+UNIT_SRCS := $(if $(UNIT_FILES),tests/unit/main.c $(UNIT_FILES:%=tests/unit/%.c),$(wildcard tests/unit/*.c))
 EX_SRCS   := $(wildcard examples/*.c)
 
 OBJ       := $(BUILDDIR)/obj
@@ -92,7 +94,7 @@ VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=definite,indirect \
 
 FORMAT_FILES = $(shell find src cli tests examples -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli \
+.PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli test-coverage \
 	demo bench install uninstall clean format format-check FORCE
 .DELETE_ON_ERROR:
 
@@ -178,6 +180,9 @@ test-poll:
 	+$(MAKE) --no-print-directory BUILDDIR=build-poll BACKEND=poll all test-unit
 
 # bats files find the binaries through XPORT and XPORT_BUILDDIR.
+test-coverage:
+	@tests/sem_coverage.sh
+
 test-cli: all
 	@if ls tests/cli/*.bats >/dev/null 2>&1; then \
 		XPORT='$(abspath $(XPORT))' XPORT_BUILDDIR='$(abspath $(BUILDDIR))' \

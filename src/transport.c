@@ -352,8 +352,11 @@ int xp_transport_writelines(xp_transport *t, const struct iovec *iov, int iovcnt
 	if (iovcnt < 0 || (iovcnt > 0 && !iov))
 		return -EINVAL;
 	size_t len = 0;
-	for (int i = 0; i < iovcnt; i++)
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len && !iov[i].iov_base)
+			return -EINVAL; /* asyncio's TypeError for non-bytes */
 		len += iov[i].iov_len;
+	}
 	if (len == 0 || t->closing)
 		return 0; /* asyncio drops writes to a closing transport */
 	return t->vt->write(t, iov, iovcnt, len);

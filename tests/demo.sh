@@ -1,32 +1,97 @@
 #!/usr/bin/env bash
-# Demo, run by `make demo` after a build. Placeholder: runs the TCP echo
-# example server and client against each other when both exist.
-# Assumed interface: tcp_echo_server HOST:PORT, tcp_echo_client HOST:PORT.
+# `make demo`: a tour of xport's everyday jobs, on loopback, printing what
+# goes back and forth.  Every server uses port 0 and tells its port through
+# --port-file, so nothing sleeps waiting for a port.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILDDIR:-build}
-server=$B/examples/tcp_echo_server
-client=$B/examples/tcp_echo_client
+X=$B/xport
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 
-if [[ ! -x $server || ! -x $client ]]; then
-	echo "demo: $server and $client not built yet; nothing to show"
-	exit 0
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+# start NAME ARGS...: run `xport ARGS --port-file F` in the background and
+# set $port once it is listening.
+start() {
+	local name=$1
+	shift
+	rm -f "$tmp/$name.port"
+	printf '$ xport %s &\n' "$*"
+	"$X" "$@" --port-file "$tmp/$name.port" 2>"$tmp/$name.err" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		[[ -s $tmp/$name.port ]] && break
+		sleep 0.05
+	done
+	port=$(cat "$tmp/$name.port" 2>/dev/null)
+	[[ -n $port ]] || { echo "demo: $name did not start:"; cat "$tmp/$name.err"; exit 1; }
+	sed 's/^/  (stderr) /' "$tmp/$name.err"
+}
+
+if [[ ! -x $X ]]; then
+	echo "demo: $X is not built"
+	exit 1
 fi
 
-port=$((20000 + RANDOM % 20000))
-echo "demo: starting $server 127.0.0.1:$port"
-"$server" "127.0.0.1:$port" &
-spid=$!
-trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null' EXIT
+say "An echo server on a free port (RFC 862), talked to with tcp-client"
+start echo tcp-server 127.0.0.1:0 --proto echo
+echo_port=$port
+run bash -c "printf 'hello, echo\n' | $X tcp-client 127.0.0.1:$echo_port"
 
-# Wait up to 5 s for the port to accept connections.
-for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-	sleep 0.1
-done
+say "CI's job: wait for a port, then check it"
+run "$X" tcp-client --wait-for 5 --check "127.0.0.1:$echo_port" && echo "reachable (exit 0)"
+"$X" tcp-client --check 127.0.0.1:1 2>&1
+echo "unreachable (exit $?)"
 
-echo "demo: running $client 127.0.0.1:$port"
-printf 'hello from the xport demo\n' | timeout 10 "$client" "127.0.0.1:$port"
-rc=$?
-echo "demo: client exited with status $rc"
-exit $rc
+say "A TCP proxy in front of the echo server"
+start fwd tcp-server 127.0.0.1:0 --forward "127.0.0.1:$echo_port"
+run bash -c "printf 'through the proxy\n' | $X tcp-client 127.0.0.1:$port"
+
+say "A command per connection, with the peer in its environment"
+start exec tcp-server 127.0.0.1:0 --exec 'echo "peer port $XPORT_PEER_PORT"; tr a-z A-Z'
+run bash -c "printf 'shout this\n' | $X tcp-client 127.0.0.1:$port"
+
+say "Streaming a process's output over TCP (subprocess --connect)"
+start sink tcp-server 127.0.0.1:0 --once
+sink_port=$port
+run "$X" subprocess --connect "127.0.0.1:$sink_port" -- sh -c 'for i in 1 2 3; do echo "build step $i"; done'
+wait "${pids[-1]}" 2>/dev/null
+echo "(what the sink printed)"
+sleep 0.2
+
+say "pipe: relay stdin to the echo server, 1 MiB byte-exact, with stats"
+head -c 1048576 /dev/urandom >"$tmp/blob"
+"$X" pipe --stats - "tcp:127.0.0.1:$echo_port" <"$tmp/blob" >"$tmp/back"
+cmp "$tmp/blob" "$tmp/back" && echo "1 MiB went out and came back identical"
+
+say "UDP echo for many peers at once"
+start udp udp-echo 127.0.0.1:0
+python3 - "$port" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+for i, s in enumerate(socks):
+    s.settimeout(2)
+    s.sendto(b"datagram %d" % i, ("127.0.0.1", port))
+for i, s in enumerate(socks):
+    print("peer", i, "got", s.recvfrom(100)[0].decode())
+EOF
+
+say "TLS: an echo server with an ephemeral certificate, a client pinning it"
+start tls tcp-server 127.0.0.1:0 --proto echo --tls
+fp=$(grep -o 'sha256:[0-9a-f]*' "$tmp/tls.err" | head -n 1)
+run bash -c "printf 'secret\n' | $X tcp-client --tls --pin $fp 127.0.0.1:$port"
+
+say "Hexdump of a short exchange (-x)"
+run bash -c "printf 'xport\n' | $X tcp-client -x 127.0.0.1:$echo_port"
+
+echo
+echo "demo: done"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Full test suite, run by `make test`.
 #
-# Stages (select with XP_STAGES, default "unit asan valgrind poll cli"):
+# Stages (select with XP_STAGES, default "coverage unit asan valgrind poll cli"):
+#   coverage  every case of semantics.md has a sem_N unit test
 #   unit      build/tests/unit
 #   asan      the same under ASan+UBSan (build-asan/)
 #   valgrind  build/tests/unit under valgrind memcheck
@@ -13,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MAKE=${MAKE:-make}
-STAGES=${XP_STAGES:-unit asan valgrind poll cli}
+STAGES=${XP_STAGES:-coverage unit asan valgrind poll cli}
 total_pass=0
 total_fail=0
 summaries=()
@@ -65,6 +66,7 @@ for stage in $STAGES; do
 			summaries+=("$(printf '%-9s skipped (no tests/cli/*.bats)' cli)")
 		fi
 		;;
+	coverage) run_stage coverage tap test-coverage ;;
 	*)
 		echo "unknown stage '$stage'" >&2
 		summaries+=("$(printf '%-9s unknown stage' "$stage")")

@@ -11,6 +11,9 @@
 
 #include "xport.h"
 
+/* Not every test file uses every helper. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

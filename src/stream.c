@@ -1,0 +1,774 @@
+/*
+ * stream.c - the transport for connected stream sockets (TCP and Unix).
+ *
+ * asyncio's _SelectorSocketTransport in C.  Writes are tried at once when
+ * nothing is queued; what the kernel does not take goes to the write buffer
+ * and is flushed on writability with one sendmsg over many chunks.  Reads
+ * go through the loop's shared buffer (Protocol) or straight into the
+ * protocol's memory (BufferedProtocol).  The state machine (closing,
+ * connection_lost exactly once, flow-control alternation) is transport.c's;
+ * this file supplies the socket side of it.
+ *
+ * Also loop.sendfile() (xp_loop_sendfile): sendfile(2) when the write buffer
+ * is empty, otherwise pread + write with the watermarks respected.  Writes
+ * the protocol makes meanwhile are held back and queued after the file.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Reads per wakeup while each one fills the buffer: enough for throughput,
+ * few enough that one busy socket does not starve the others. */
+#define STREAM_MAX_READS 4
+/* Bytes per sendfile(2) call and per fallback read. */
+#define SF_CHUNK (1u << 20)
+#define SF_FALLBACK_CHUNK 65536u
+
+struct sendfile_op {
+	xp_future *fut;
+	int file_fd;
+	off_t start;  /* offset given by the caller */
+	off_t offset; /* next byte of the file to send */
+	size_t count; /* 0: until end of file */
+	size_t sent;
+	bool native;	     /* sendfile(2), else pread + write */
+	bool waiting;	     /* fallback: buffer over high, waiting to drain to low */
+	bool unseekable;     /* fallback on a pipe: read() from where it is */
+	struct xp_wbuf held; /* protocol writes made meanwhile, sent after */
+};
+
+struct stream {
+	xp_transport base;
+	struct xp_io io;
+	int fd;
+	struct xp_wbuf wbuf;
+	xp_sockaddr peer, sock;
+	bool have_peer, have_sock;
+	bool eof_called; /* write_eof() was called: writes now fail */
+	bool shut;	 /* shutdown(SHUT_WR) done */
+	struct sendfile_op *sf;
+};
+
+static const struct xp_transport_vt stream_vt;
+
+static struct stream *to_stream(xp_transport *t)
+{
+	return XP_CONTAINER_OF(t, struct stream, base);
+}
+
+static bool is_conn_error(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ETIMEDOUT ||
+	       err == -ECONNABORTED || err == -EHOSTUNREACH || err == -ENETUNREACH;
+}
+
+/* ---- sending ------------------------------------------------------- */
+
+/* One non-blocking sendmsg; bytes sent, or -errno (-EAGAIN included). */
+static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr m = {.msg_iov = (struct iovec *)iov,
+			   .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
+	ssize_t n;
+
+	do
+		n = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
+}
+
+static void sf_finish(struct stream *s, int err);
+static void sf_fallback_run(struct stream *s);
+
+/* The queue is empty: whatever was waiting for that happens now, in
+ * asyncio's order (lost if closing, else the deferred shutdown). */
+static void stream_drained(struct stream *s)
+{
+	xp_transport *t = &s->base;
+
+	xp__io_stop(t->loop, &s->io, XP_IO_WRITE);
+	if (s->sf)
+		return;
+	if (t->closing) {
+		xp__transport_lost(t, 0);
+	} else if (s->eof_called && !s->shut) {
+		s->shut = true;
+		shutdown(s->fd, SHUT_WR);
+	}
+}
+
+/* Send what is queued: one sendmsg over up to IOV_MAX chunks. */
+static void stream_flush(struct stream *s)
+{
+	xp_transport *t = &s->base;
+	struct iovec iov[IOV_MAX];
+	int cnt = xp__wbuf_peek(&s->wbuf, iov, IOV_MAX);
+	ssize_t n = cnt ? send_iov(s->fd, iov, cnt) : 0;
+
+	if (n == -EAGAIN)
+		return;
+	if (n < 0) {
+		xp__transport_fatal(t, (int)n, NULL);
+		return;
+	}
+	xp__wbuf_consume(&s->wbuf, (size_t)n);
+	xp__fc_check_resume(t);
+	if (t->lost_scheduled)
+		return;
+	if (s->sf && s->sf->waiting && xp__wbuf_size(&s->wbuf) <= t->low) {
+		sf_fallback_run(s);
+		if (t->lost_scheduled)
+			return;
+	}
+	if (!xp__wbuf_size(&s->wbuf))
+		stream_drained(s);
+}
+
+/* Send now if nothing is queued, queue the rest; the core of write(). */
+static int stream_send_or_queue(struct stream *s, const struct iovec *iov, int iovcnt, size_t len)
+{
+	xp_transport *t = &s->base;
+	ssize_t n = 0;
+
+	if (!xp__wbuf_size(&s->wbuf)) {
+		n = send_iov(s->fd, iov, iovcnt);
+		if (n == -EAGAIN) {
+			n = 0;
+		} else if (n < 0) {
+			xp__transport_fatal(t, (int)n, NULL);
+			return 0;
+		}
+		if ((size_t)n == len)
+			return 0;
+	}
+	if (xp__wbuf_appendv(&s->wbuf, iov, iovcnt, (size_t)n) < 0) {
+		/* Part may be sent already: the stream is corrupt now. */
+		xp__transport_fatal(t, -ENOMEM, "Fatal error: out of memory buffering a write");
+		return -ENOMEM;
+	}
+	xp__io_start(t->loop, &s->io, XP_IO_WRITE);
+	xp__fc_check_pause(t);
+	return 0;
+}
+
+static int stream_write(xp_transport *t, const struct iovec *iov, int iovcnt, size_t len)
+{
+	struct stream *s = to_stream(t);
+
+	if (s->eof_called)
+		return XP_ESTATE; /* XP_E* codes are negative already */
+	for (int i = 0; i < iovcnt; i++)
+		if (!iov[i].iov_base && iov[i].iov_len)
+			return -EINVAL; /* asyncio's TypeError: nothing changes */
+	if (t->closing || t->lost_scheduled)
+		return 0;
+	if (s->sf) {
+		/* Keep the file's bytes contiguous on the wire. */
+		if (xp__wbuf_appendv(&s->sf->held, iov, iovcnt, 0) < 0)
+			return -ENOMEM;
+		xp__fc_check_pause(t);
+		return 0;
+	}
+	return stream_send_or_queue(s, iov, iovcnt, len);
+}
+
+static int stream_write_eof(xp_transport *t)
+{
+	struct stream *s = to_stream(t);
+
+	if (t->closing || s->eof_called)
+		return 0;
+	s->eof_called = true;
+	if (!xp__wbuf_size(&s->wbuf) && !s->sf) {
+		s->shut = true;
+		if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+			return -errno;
+	}
+	return 0;
+}
+
+static int stream_can_write_eof(xp_transport *t)
+{
+	return 1;
+}
+
+static size_t stream_buffer_size(const xp_transport *t)
+{
+	const struct stream *s = XP_CONTAINER_OF(t, const struct stream, base);
+
+	return xp__wbuf_size(&s->wbuf) + (s->sf ? xp__wbuf_size(&s->sf->held) : 0);
+}
+
+/* ---- reading ------------------------------------------------------- */
+
+static bool want_read(const xp_transport *t)
+{
+	return t->reading && !t->closing && !t->eof && !t->lost_scheduled;
+}
+
+static void stream_got_eof(struct stream *s)
+{
+	xp_transport *t = &s->base;
+	int r = xp__proto_eof(t);
+
+	if (r > 0)
+		xp__io_stop(t->loop, &s->io, XP_IO_READ);
+	else if (r == 0)
+		xp_transport_close(t);
+}
+
+/* A read failed: a reset is the peer's doing (connection_lost(ECONNRESET),
+ * no eof_received); anything else force-closes with the error too.  Either
+ * way no exception-handler report: asyncio sends OSErrors to the debug log
+ * only. */
+static void stream_read_error(struct stream *s, int err)
+{
+	xp__transport_fatal(&s->base, err, NULL);
+}
+
+/* Returns true when another read may be worth trying. */
+static bool stream_read_once(struct stream *s)
+{
+	xp_transport *t = &s->base;
+	ssize_t n;
+	size_t want;
+
+	if (xp__proto_is_buffered(t)) {
+		n = xp__proto_read_into(t, s->fd);
+		want = 0; /* unknown: one read per wakeup is enough */
+	} else {
+		size_t cap;
+		void *buf = xp__loop_read_buffer(t->loop, &cap);
+
+		want = t->read_size && t->read_size < cap ? t->read_size : cap;
+		do
+			n = recv(s->fd, buf, want, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			n = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		else if (n > 0 && xp__proto_data(t, buf, (size_t)n) < 0)
+			return false;
+	}
+	if (t->lost_scheduled)
+		return false;
+	if (n == -EAGAIN || n == -EINTR)
+		return false; /* level-triggered: the next poll comes back */
+	if (n == 0) {
+		stream_got_eof(s);
+		return false;
+	}
+	if (n < 0) {
+		stream_read_error(s, (int)n);
+		return false;
+	}
+	return want && (size_t)n == want;
+}
+
+static void stream_readable(struct stream *s)
+{
+	for (int i = 0; i < STREAM_MAX_READS && want_read(&s->base); i++)
+		if (!stream_read_once(s))
+			break;
+}
+
+/* ---- sendfile ------------------------------------------------------ */
+
+static void sf_writable(struct stream *s);
+
+static void stream_io_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
+{
+	struct stream *s = XP_CONTAINER_OF(w, struct stream, io);
+	xp_transport *t = &s->base;
+	unsigned wanted = w->events;
+
+	/* ERR/HUP come with READ or WRITE; the syscall then reports them. */
+	if ((revents & (XP_IO_WRITE | XP_IO_ERR | XP_IO_HUP)) && (wanted & XP_IO_WRITE)) {
+		if (s->sf && s->sf->native)
+			sf_writable(s);
+		else
+			stream_flush(s);
+	}
+	if (t->lost_scheduled)
+		return;
+	if ((revents & (XP_IO_READ | XP_IO_ERR | XP_IO_HUP)) && (wanted & XP_IO_READ) &&
+	    want_read(t))
+		stream_readable(s);
+}
+
+static void sf_free(struct sendfile_op *op)
+{
+	xp__wbuf_clear(&op->held);
+	xp_future_release(op->fut);
+	free(op);
+}
+
+/* Complete the operation and queue the held writes behind the file data. */
+static void sf_finish(struct stream *s, int err)
+{
+	struct sendfile_op *op = s->sf;
+	xp_transport *t = &s->base;
+
+	s->sf = NULL;
+	/* asyncio leaves the file position after the last byte sent. */
+	if (op->sent && !op->unseekable)
+		lseek(op->file_fd, op->start + (off_t)op->sent, SEEK_SET);
+	if (err)
+		xp_future_set_error(op->fut, err);
+	else
+		xp_future_set_result_num(op->fut, (long long)op->sent);
+	if (!t->lost_scheduled) {
+		xp__wbuf_move(&s->wbuf, &op->held);
+		if (xp__wbuf_size(&s->wbuf))
+			xp__io_start(t->loop, &s->io, XP_IO_WRITE);
+		else
+			stream_drained(s);
+	}
+	sf_free(op);
+}
+
+static size_t sf_want(const struct sendfile_op *op, size_t chunk)
+{
+	if (op->count && op->count - op->sent < chunk)
+		return op->count - op->sent;
+	return chunk;
+}
+
+static bool sf_complete(const struct sendfile_op *op)
+{
+	return op->count && op->sent >= op->count;
+}
+
+/* Read the file and write it through the transport until it is done or
+ * the buffer goes over the high-water mark. */
+static void sf_fallback_run(struct stream *s)
+{
+	xp_transport *t = &s->base;
+	struct sendfile_op *op = s->sf;
+	size_t cap;
+	void *buf = xp__loop_read_buffer(t->loop, &cap);
+
+	op->waiting = false;
+	while (!sf_complete(op)) {
+		if (xp__wbuf_size(&s->wbuf) > t->high) {
+			op->waiting = true;
+			return;
+		}
+		size_t want = sf_want(op, SF_FALLBACK_CHUNK);
+		ssize_t n = op->unseekable ? read(op->file_fd, buf, want)
+					   : pread(op->file_fd, buf, want, op->offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ESPIPE && !op->unseekable) {
+			op->unseekable = true;
+			continue;
+		}
+		if (n < 0) {
+			sf_finish(s, -errno);
+			return;
+		}
+		if (n == 0)
+			break;
+		op->offset += n;
+		op->sent += (size_t)n;
+		stream_send_or_queue(s, &(struct iovec){buf, (size_t)n}, 1, (size_t)n);
+		if (t->lost_scheduled)
+			return; /* force_close failed the future */
+	}
+	sf_finish(s, 0);
+}
+
+/* sendfile(2) until the socket is full, the file ends or count is sent. */
+static void sf_writable(struct stream *s)
+{
+	xp_transport *t = &s->base;
+	struct sendfile_op *op = s->sf;
+
+	while (!sf_complete(op)) {
+		ssize_t n = sendfile(s->fd, op->file_fd, &op->offset, sf_want(op, SF_CHUNK));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			xp__io_start(t->loop, &s->io, XP_IO_WRITE);
+			return;
+		}
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS) && !op->sent) {
+			/* Not a file sendfile(2) can read: copy it instead. */
+			op->native = false;
+			sf_fallback_run(s);
+			return;
+		}
+		if (n < 0) {
+			int err = -errno;
+			sf_finish(s, err);
+			if (is_conn_error(err))
+				xp__transport_fatal(t, err, NULL);
+			return;
+		}
+		if (n == 0)
+			break;
+		op->sent += (size_t)n;
+	}
+	sf_finish(s, 0);
+}
+
+static xp_future *failed_future(xp_loop *loop, int err)
+{
+	xp_future *f = xp_future_new(loop);
+
+	if (f)
+		xp_future_set_error(f, err);
+	return f;
+}
+
+/* ---- sendfile over other kinds (TLS, write pipes) ------------------
+ *
+ * As asyncio's _SendfileFallbackProtocol: a proxy protocol stands in for
+ * the application's while the file is copied, so that pause_writing and
+ * resume_writing drive the copy.  Data, EOF and connection_lost are passed
+ * on to the application's protocol.  Writes the application makes
+ * meanwhile are not held back on these kinds (they have no hook for it).
+ */
+struct sf_proxy {
+	xp_protocol proto;
+	xp_protocol *app;
+	xp_transport *t;
+	xp_future *fut;
+	int file_fd;
+	off_t start, offset;
+	size_t count, sent;
+	bool unseekable;
+	bool paused;	 /* the transport paused the proxy */
+	bool app_paused; /* the app had pause_writing without resume */
+};
+
+static struct sf_proxy *to_px(xp_protocol *p)
+{
+	return XP_CONTAINER_OF(p, struct sf_proxy, proto);
+}
+
+/* Give the protocol back, with pause/resume balanced for it. */
+static void px_finish(struct sf_proxy *px, int err)
+{
+	xp_transport *t = px->t;
+	xp_protocol *app = px->app;
+
+	if (t && !t->lost)
+		xp_transport_set_protocol(t, app);
+	if (t && !t->lost_scheduled && app && app->ops) {
+		if (px->app_paused && !t->proto_paused && app->ops->resume_writing)
+			app->ops->resume_writing(app);
+		else if (!px->app_paused && t->proto_paused && app->ops->pause_writing)
+			app->ops->pause_writing(app);
+	}
+	if (px->sent && !px->unseekable)
+		lseek(px->file_fd, px->start + (off_t)px->sent, SEEK_SET);
+	if (err)
+		xp_future_set_error(px->fut, err);
+	else
+		xp_future_set_result_num(px->fut, (long long)px->sent);
+	xp_future_release(px->fut);
+	free(px);
+}
+
+static void px_pump(struct sf_proxy *px)
+{
+	xp_transport *t = px->t;
+	size_t cap;
+	void *buf = xp__loop_read_buffer(t->loop, &cap);
+
+	while (!px->paused) {
+		if (px->count && px->sent >= px->count)
+			break;
+		if (t->closing) {
+			px_finish(px, XP_ECLOSED);
+			return;
+		}
+		size_t want = SF_FALLBACK_CHUNK;
+		if (px->count && px->count - px->sent < want)
+			want = px->count - px->sent;
+		ssize_t n = px->unseekable ? read(px->file_fd, buf, want)
+					   : pread(px->file_fd, buf, want, px->offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ESPIPE && !px->unseekable) {
+			px->unseekable = true;
+			continue;
+		}
+		if (n < 0) {
+			px_finish(px, -errno);
+			return;
+		}
+		if (n == 0)
+			break;
+		int r = xp_transport_write(t, buf, (size_t)n);
+		if (r < 0) {
+			px_finish(px, r);
+			return;
+		}
+		px->offset += n;
+		px->sent += (size_t)n;
+	}
+	if (!px->paused)
+		px_finish(px, 0);
+}
+
+static void px_pause(xp_protocol *p)
+{
+	to_px(p)->paused = true;
+}
+
+static void px_resume(xp_protocol *p)
+{
+	to_px(p)->paused = false;
+	px_pump(to_px(p));
+}
+
+static void px_lost(xp_protocol *p, int err)
+{
+	struct sf_proxy *px = to_px(p);
+	xp_protocol *app = px->app;
+
+	px->t = NULL;
+	px->app = NULL;
+	px_finish(px, err ? err : -ECONNABORTED);
+	if (app && app->ops && app->ops->connection_lost)
+		app->ops->connection_lost(app, err);
+}
+
+static int px_data(xp_protocol *p, const void *data, size_t len)
+{
+	xp_protocol *app = to_px(p)->app;
+	return app->ops->data_received ? app->ops->data_received(app, data, len) : 0;
+}
+
+static int px_eof(xp_protocol *p)
+{
+	xp_protocol *app = to_px(p)->app;
+	return app->ops->eof_received ? app->ops->eof_received(app) : 0;
+}
+
+static int px_get_buffer(xp_protocol *p, ssize_t hint, void **buf, size_t *len)
+{
+	xp_protocol *app = to_px(p)->app;
+	return app->ops->get_buffer(app, hint, buf, len);
+}
+
+static int px_buffer_updated(xp_protocol *p, size_t n)
+{
+	xp_protocol *app = to_px(p)->app;
+	return app->ops->buffer_updated ? app->ops->buffer_updated(app, n) : 0;
+}
+
+static const xp_protocol_ops px_ops = {
+    .connection_lost = px_lost,
+    .pause_writing = px_pause,
+    .resume_writing = px_resume,
+    .data_received = px_data,
+    .eof_received = px_eof,
+};
+
+static const xp_protocol_ops px_buffered_ops = {
+    .connection_lost = px_lost,
+    .pause_writing = px_pause,
+    .resume_writing = px_resume,
+    .eof_received = px_eof,
+    .get_buffer = px_get_buffer,
+    .buffer_updated = px_buffer_updated,
+};
+
+static xp_future *sendfile_generic(xp_transport *t, int file_fd, off_t offset, size_t count)
+{
+	xp_protocol *app = t->protocol;
+	struct sf_proxy *px;
+
+	if (!t->vt->write)
+		return failed_future(t->loop, -ENOTSUP);
+	if (app && (app->ops == &px_ops || app->ops == &px_buffered_ops))
+		return failed_future(t->loop, -EBUSY);
+	px = calloc(1, sizeof(*px));
+	if (!px)
+		return NULL;
+	px->fut = xp_future_new(t->loop);
+	if (!px->fut) {
+		free(px);
+		return NULL;
+	}
+	px->proto.ops = app && app->ops && app->ops->get_buffer ? &px_buffered_ops : &px_ops;
+	px->app = app;
+	px->t = t;
+	px->file_fd = file_fd;
+	px->start = px->offset = offset;
+	px->count = count;
+	px->paused = px->app_paused = t->proto_paused;
+	xp_transport_set_protocol(t, &px->proto);
+	xp_future *fut = xp_future_retain(px->fut);
+	if (!px->paused)
+		px_pump(px);
+	return fut;
+}
+
+xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t offset, size_t count)
+{
+	struct stream *s;
+	struct sendfile_op *op;
+
+	if (!loop || !t || t->loop != loop || file_fd < 0 || offset < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (t->closing || t->lost_scheduled)
+		return failed_future(loop, XP_ECLOSED);
+	if (t->vt != &stream_vt)
+		return sendfile_generic(t, file_fd, offset, count);
+	s = to_stream(t);
+	if (s->eof_called)
+		return failed_future(loop, XP_ESTATE);
+	if (s->sf)
+		return failed_future(loop, -EBUSY);
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->fut = xp_future_new(loop);
+	if (!op->fut) {
+		free(op);
+		return NULL;
+	}
+	op->file_fd = file_fd;
+	op->start = op->offset = offset;
+	op->count = count;
+	op->native = !xp__wbuf_size(&s->wbuf);
+	xp__wbuf_init(&op->held);
+	s->sf = op;
+	xp_future *fut = xp_future_retain(op->fut);
+	if (op->native)
+		sf_writable(s);
+	else
+		sf_fallback_run(s);
+	return fut;
+}
+
+/* ---- lifecycle ----------------------------------------------------- */
+
+static void stream_made(xp_transport *t)
+{
+	struct stream *s = to_stream(t);
+
+	if (want_read(t))
+		xp__io_start(t->loop, &s->io, XP_IO_READ);
+}
+
+static void stream_update_reading(xp_transport *t)
+{
+	struct stream *s = to_stream(t);
+
+	if (want_read(t))
+		xp__io_start(t->loop, &s->io, XP_IO_READ);
+	else
+		xp__io_stop(t->loop, &s->io, XP_IO_READ);
+}
+
+static void stream_close(xp_transport *t)
+{
+	struct stream *s = to_stream(t);
+
+	xp__io_stop(t->loop, &s->io, XP_IO_READ);
+	if (!xp__wbuf_size(&s->wbuf) && !s->sf)
+		xp__transport_lost(t, 0);
+	/* else stream_drained() finishes the close once the queue is sent */
+}
+
+static void stream_force_close(xp_transport *t, int err)
+{
+	struct stream *s = to_stream(t);
+
+	if (t->lost_scheduled)
+		return;
+	xp__wbuf_clear(&s->wbuf);
+	xp__io_stop(t->loop, &s->io, XP_IO_READ | XP_IO_WRITE);
+	if (s->sf) {
+		struct sendfile_op *op = s->sf;
+		s->sf = NULL;
+		xp_future_set_error(op->fut, err ? err : -ECONNABORTED);
+		sf_free(op);
+	}
+	xp__transport_lost(t, err);
+}
+
+static const void *stream_extra(xp_transport *t, const char *key, const void *dflt)
+{
+	struct stream *s = to_stream(t);
+
+	if (!strcmp(key, "peername"))
+		return s->have_peer ? &s->peer : dflt;
+	if (!strcmp(key, "sockname"))
+		return s->have_sock ? &s->sock : dflt;
+	if (!strcmp(key, "socket"))
+		return &s->fd;
+	return dflt;
+}
+
+static void stream_destroy(xp_transport *t)
+{
+	struct stream *s = to_stream(t);
+
+	xp__io_close(t->loop, &s->io);
+	close(s->fd);
+	s->fd = -1;
+	xp__wbuf_clear(&s->wbuf);
+	if (s->sf) {
+		xp_future_set_error(s->sf->fut, -ECONNABORTED);
+		sf_free(s->sf);
+		s->sf = NULL;
+	}
+}
+
+static const struct xp_transport_vt stream_vt = {
+    .kind = XP_TRANSPORT_STREAM,
+    .name = "stream",
+    .made = stream_made,
+    .close = stream_close,
+    .force_close = stream_force_close,
+    .write = stream_write,
+    .write_eof = stream_write_eof,
+    .can_write_eof = stream_can_write_eof,
+    .update_reading = stream_update_reading,
+    .get_write_buffer_size = stream_buffer_size,
+    .get_extra_info = stream_extra,
+    .destroy = stream_destroy,
+};
+
+xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p)
+{
+	xp_transport *t;
+	struct stream *s;
+	int r = xp__set_nonblock(fd, true);
+
+	if (r < 0) {
+		errno = -r;
+		return NULL;
+	}
+	t = xp__transport_new(sizeof(*s), &stream_vt, loop, p);
+	if (!t)
+		return NULL;
+	s = to_stream(t);
+	s->fd = fd;
+	xp__wbuf_init(&s->wbuf);
+	xp__io_init(&s->io, fd, stream_io_cb);
+	s->have_peer = xp__sockaddr_from_fd(fd, true, &s->peer) == 0;
+	s->have_sock = xp__sockaddr_from_fd(fd, false, &s->sock) == 0;
+	if (s->have_sock &&
+	    (s->sock.u.sa.sa_family == AF_INET || s->sock.u.sa.sa_family == AF_INET6)) {
+		int one = 1;
+		/* Latency over coalescing, as asyncio does; may fail on a
+		 * non-TCP inet stream, which is harmless. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return t;
+}
