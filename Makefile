@@ -200,7 +200,7 @@ bench:
 # ---------------------------------------------------------------- install
 
 BASH_COMPLETION ?= completions/xport.bash
-ZSH_COMPLETION  ?= completions/xport.zsh
+ZSH_COMPLETION  ?= completions/_xport
 FISH_COMPLETION ?= completions/xport.fish
 
 D := $(DESTDIR)

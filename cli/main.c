@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main.c - the xport program: parse the command line, answer --help and
+ * --version, then hand over to one of the commands (cmd.h).
+ */
+#include <errno.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "args.h"
+#include "cmd.h"
+
+/*
+ * The library's header is found when building with the Makefile (-Isrc);
+ * a hand build of the front end alone has no library to report.
+ */
+#if defined(__has_include)
+#if __has_include("xport.h")
+#include "xport.h"
+#define HAVE_LIBXPORT 1
+#endif
+#endif
+
+static void print_version(FILE *f)
+{
+	fprintf(f, "xport %s\n", XPORT_VERSION);
+#ifdef HAVE_LIBXPORT
+	fprintf(f, "libxport %s\n", xp_version());
+#else
+	fprintf(f, "libxport %s\n", XPORT_VERSION);
+#endif
+	fprintf(f, "%s\n", OpenSSL_version(OPENSSL_VERSION));
+}
+
+/* stdout output must not fail silently (e.g. `xport --help >/dev/full`). */
+static int finish_stdout(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	fprintf(stderr, "xport: write error on standard output: %s\n",
+		strerror(errno ? errno : EIO));
+	return 1;
+}
+
+static int run(const struct xp_cli *cli)
+{
+	static int (*const commands[])(const struct xp_cli *) = {
+		[XP_CMD_TCP_SERVER] = xp_cmd_tcp_server,
+		[XP_CMD_TCP_CLIENT] = xp_cmd_tcp_client,
+		[XP_CMD_UDP_ECHO] = xp_cmd_udp_echo,
+		[XP_CMD_SUBPROCESS] = xp_cmd_subprocess,
+		[XP_CMD_PIPE] = xp_cmd_pipe,
+	};
+
+	return commands[cli->command](cli);
+}
+
+int main(int argc, char **argv)
+{
+	static struct xp_cli cli;	/* large; keep it off the stack */
+	char err[512];
+	int rc;
+
+	/*
+	 * Numbers are parsed and printed the same whatever the user's
+	 * locale (a decimal comma would break --grace 0.5 and --stats).
+	 */
+	setlocale(LC_ALL, "C");
+	/* A peer closing early must be an error return, never a kill. */
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = xp_cli_parse(argc, argv, &cli, err, sizeof(err));
+	switch (rc) {
+	case XP_CLI_OK:
+		return run(&cli);
+	case XP_CLI_HELP:
+		xp_cli_usage(stdout, cli.command);
+		return finish_stdout();
+	case XP_CLI_VERSION:
+		print_version(stdout);
+		return finish_stdout();
+	case XP_CLI_DUMP:
+		xp_cli_dump_options(stdout);
+		return finish_stdout();
+	case XP_CLI_PARSED:
+		xp_cli_print_config(stdout, &cli);
+		return finish_stdout();
+	default:
+		fprintf(stderr, "xport: %s\n", err);
+		return XP_CLI_USAGE;
+	}
+}
