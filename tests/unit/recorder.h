@@ -56,6 +56,8 @@ static void rec_log(struct rec *r, const char *fmt, ...)
 
 static void rec_keep(struct rec *r, const void *data, size_t len)
 {
+	if (len == 0)
+		return;
 	if (r->inlen + len > r->incap) {
 		r->incap = (r->inlen + len) * 2 + 64;
 		r->in = realloc(r->in, r->incap);
