@@ -76,6 +76,13 @@ static int run_done_call(void *arg)
 	return 0;
 }
 
+static void drop_done_call(void *arg)
+{
+	struct done_call *c = arg;
+	xp_future_release(c->fut);
+	free(c);
+}
+
 static void schedule(xp_future *f, xp_future_cb cb, void *arg)
 {
 	struct done_call *c = malloc(sizeof(*c));
@@ -84,7 +91,7 @@ static void schedule(xp_future *f, xp_future_cb cb, void *arg)
 	c->fut = xp_future_retain(f);
 	c->cb = cb;
 	c->arg = arg;
-	if (!xp_call_soon(f->loop, run_done_call, c)) {
+	if (!xp__call_soon_owned(f->loop, run_done_call, c, drop_done_call)) {
 		/* A closed loop runs nothing more. */
 		xp_future_release(f);
 		free(c);

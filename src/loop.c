@@ -39,8 +39,19 @@ xp_handle *xp_handle_retain(xp_handle *h)
 
 void xp_handle_release(xp_handle *h)
 {
-	if (h && --h->refs == 0)
-		free(h);
+	if (!h || --h->refs > 0)
+		return;
+	if (!h->ran && h->dtor)
+		h->dtor(h->arg);
+	free(h);
+}
+
+xp_handle *xp__call_soon_owned(xp_loop *loop, xp_callback cb, void *arg, void (*dtor)(void *))
+{
+	xp_handle *h = xp_call_soon(loop, cb, arg);
+	if (h)
+		h->dtor = dtor;
+	return h;
 }
 
 int xp_handle_cancelled(const xp_handle *h)
@@ -529,8 +540,10 @@ static void run_once(xp_loop *loop)
 	size_t ntodo = loop->nready;
 	while (ntodo--) {
 		xp_handle *h = ready_pop(loop);
-		if (!h->cancelled)
+		if (!h->cancelled) {
+			h->ran = true;
 			run_handle(loop, h);
+		}
 		xp_handle_release(h);
 	}
 }

@@ -21,6 +21,8 @@ struct xp_handle {
 	size_t heap_index; /* SIZE_MAX when not in the heap */
 	xp_callback cb;
 	void *arg;
+	void (*dtor)(void *); /* frees arg if the callback never runs */
+	bool ran;
 	xp_loop *loop;
 	struct xp_handle *next; /* ready queue */
 };

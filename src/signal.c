@@ -51,7 +51,7 @@ static void sigfd_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 				continue;
 			c->loop = loop;
 			c->sig = (int)si[i].ssi_signo;
-			if (!xp_call_soon(loop, dispatch_one, c))
+			if (!xp__call_soon_owned(loop, dispatch_one, c, free))
 				free(c);
 		}
 	}
