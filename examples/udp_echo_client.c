@@ -2,7 +2,7 @@
  * udp_echo_client.c - the UDP echo client of the asyncio documentation
  * ("Transports and Protocols", UDP Echo Client), in C.
  *
- *   udp_echo_client [HOST [PORT [MESSAGE]]]   (default 127.0.0.1 9999
+ *   udp_echo_client [PORT [HOST [MESSAGE]]]   (default 9999 on 127.0.0.1
  *                                              "Hello World!")
  *
  * Sends the message, prints the answer and closes the endpoint.  Unlike the
@@ -89,8 +89,8 @@ int main(int argc, char **argv)
 	    .message = argc > 3 ? argv[3] : "Hello World!",
 	};
 	xp_datagram_opts opts = {
-	    .remote_host = argc > 1 ? argv[1] : "127.0.0.1",
-	    .remote_port = argc > 2 ? argv[2] : "9999",
+	    .remote_host = argc > 2 ? argv[2] : "127.0.0.1",
+	    .remote_port = argc > 1 ? argv[1] : "9999",
 	};
 	xp_loop *loop;
 	xp_future *fut;
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 	int err;
 
 	if (argc > 4) {
-		fprintf(stderr, "usage: %s [HOST [PORT [MESSAGE]]]\n", argv[0]);
+		fprintf(stderr, "usage: %s [PORT [HOST [MESSAGE]]]\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -2,7 +2,7 @@
  * udp_echo_server.c - the UDP echo server of the asyncio documentation
  * ("Transports and Protocols", UDP Echo Server), in C.
  *
- *   udp_echo_server [HOST [PORT]]     (default 127.0.0.1 9999)
+ *   udp_echo_server [PORT [HOST]]     (default 9999 on 127.0.0.1)
  *
  * One protocol instance serves every client: each datagram is sent back
  * to its sender.  Serves for an hour, or until SIGINT/SIGTERM.
@@ -81,15 +81,15 @@ int main(int argc, char **argv)
 {
 	struct echo_server server = {.base.ops = &server_ops};
 	xp_datagram_opts opts = {
-	    .local_host = argc > 1 ? argv[1] : "127.0.0.1",
-	    .local_port = argc > 2 ? argv[2] : "9999",
+	    .local_host = argc > 2 ? argv[2] : "127.0.0.1",
+	    .local_port = argc > 1 ? argv[1] : "9999",
 	};
 	xp_loop *loop;
 	xp_future *fut;
 	int err;
 
 	if (argc > 3) {
-		fprintf(stderr, "usage: %s [HOST [PORT]]\n", argv[0]);
+		fprintf(stderr, "usage: %s [PORT [HOST]]\n", argv[0]);
 		return 2;
 	}
 	loop = xp_loop_new();
