@@ -488,6 +488,126 @@ xp_future *xp_subprocess_exec(xp_loop *loop, xp_protocol_factory factory, void *
 xp_future *xp_subprocess_shell(xp_loop *loop, xp_protocol_factory factory, void *arg,
 			       const char *cmd, const xp_subprocess_opts *opts);
 
+/* ---- built-in protocols (src/proto/) ------------------------------- */
+/*
+ * The protocols behind the xport tool, usable from any program.  Every
+ * protocol returned here is allocated by its constructor and frees itself
+ * after its connection_lost: attach it to exactly one transport.
+ */
+
+/* Per-connection accounting, for --stats and SIGUSR1.  "sent" counts bytes
+ * written to the peer, "received" bytes read from it. */
+typedef struct xp_conn_stats {
+	char peer[128];   /* xp_sockaddr_format of the peer, or a label */
+	uint64_t sent, received;
+	double started;   /* xp_loop_time at connection_made */
+	double seconds;   /* duration, set at the end */
+	const char *end;  /* "eof", "reset", "timeout", "error", "closed";
+			     "open" while running */
+	int error;        /* the error that ended it, if any */
+} xp_conn_stats;
+
+/* Hooks a caller (the CLI) attaches to built-in protocols. All optional. */
+typedef struct xp_proto_hooks {
+	/* Each chunk moved: dir '<' received from the peer, '>' sent to it. */
+	void (*on_data)(void *arg, const xp_conn_stats *st, char dir, const void *data,
+			size_t len);
+	/* The connection started; st stays valid until on_end returns. */
+	void (*on_start)(void *arg, const xp_conn_stats *st);
+	/* The connection ended (once); st is final. */
+	void (*on_end)(void *arg, const xp_conn_stats *st);
+	void *arg;
+} xp_proto_hooks;
+
+/* Options common to the built-ins.  Zero means the default. */
+typedef struct xp_proto_opts {
+	size_t high, low;    /* write watermarks; both 0 = 64K/16K; set
+				has_limits to use 0/0 */
+	int has_limits;
+	size_t read_size;    /* 0 = 64K */
+	double idle_timeout; /* seconds without traffic either way; 0 = none */
+	xp_proto_hooks hooks;
+} xp_proto_opts;
+
+/* RFC 862 echo (half-close honoured: echo everything, then write_eof),
+ * RFC 863 discard (close after the peer's EOF), RFC 864 chargen (72-char
+ * rotating lines, CRLF, flow-controlled; input discarded). */
+xp_protocol *xp_echo_new(const xp_proto_opts *opts);
+xp_protocol *xp_discard_new(const xp_proto_opts *opts);
+xp_protocol *xp_chargen_new(const xp_proto_opts *opts);
+
+/*
+ * The relay: two byte streams joined, both ways.  Each of its two ends is
+ * one of
+ *   - a stream transport (TCP, Unix, TLS): xp_relay_stream_protocol(),
+ *   - a pair of pipe transports (stdin/stdout): xp_relay_pipe_protocol()
+ *     for the reader and for the writer,
+ *   - a subprocess: xp_relay_subprocess_protocol() (stdin <- the other end,
+ *     stdout (and a merged stderr) -> the other end).
+ * Bytes read from one end are written to the other.  When a writer's
+ * buffer passes its high watermark, reading from the opposite end pauses
+ * until it drains to the low watermark, so memory stays flat.  EOF from
+ * one end is passed on with write_eof (half_close), or ends the relay
+ * (both flushed and closed).  An end that is not connected yet holds the
+ * other end's reading paused.
+ */
+typedef struct xp_relay xp_relay;
+
+typedef struct xp_relay_opts {
+	xp_proto_opts proto;   /* watermarks, read size, idle timeout, hooks
+				  (stats and on_data are per end 0: "the peer"
+				  is end 0 unless stats_end says otherwise) */
+	int stats_end;         /* which end is "the peer" for stats (0/1) */
+	int no_half_close;     /* EOF on one end: flush and close both */
+	double eof_timeout;    /* after one direction ended; 0 = wait */
+	/* Called once when both ends are gone; the relay frees itself
+	 * after it returns.  st->end gives how it ended. */
+	void (*on_done)(xp_relay *r, const xp_conn_stats *st, void *arg);
+	void *arg;
+	/* Subprocess ends: signal sent to the child when the other end is
+	 * lost without EOF (reset, error, timeout), and SIGKILL after
+	 * kill_after seconds (0 = never). 0 = SIGTERM. */
+	int child_signal;
+	double kill_after;
+} xp_relay_opts;
+
+xp_relay *xp_relay_new(xp_loop *loop, const xp_relay_opts *opts);
+xp_protocol *xp_relay_stream_protocol(xp_relay *r, int end);
+/* writer 0: the reading pipe of the end; writer 1: its writing pipe. */
+xp_protocol *xp_relay_pipe_protocol(xp_relay *r, int end, int writer);
+xp_protocol *xp_relay_subprocess_protocol(xp_relay *r, int end);
+/* Mark an end as failed before it ever connected (e.g. connect refused):
+ * the relay winds down, closing the other end. */
+void xp_relay_fail_end(xp_relay *r, int end, int err);
+/* Graceful: flush both ends and close (SIGTERM handling); abort: reset. */
+void xp_relay_close(xp_relay *r);
+void xp_relay_abort(xp_relay *r);
+const xp_conn_stats *xp_relay_stats(const xp_relay *r);
+
+/* exec: every connection gets its own `/bin/sh -c command`, relayed to the
+ * connection; the child sees XPORT_PEER_ADDR, XPORT_PEER_PORT,
+ * XPORT_LOCAL_ADDR, XPORT_LOCAL_PORT.  A peer EOF closes the child's stdin
+ * and its remaining output is still delivered. */
+typedef struct xp_exec_opts {
+	const char *command;
+	xp_relay_opts relay;
+	enum {
+		XP_EXEC_STDERR_MERGE = 0, /* into the same stream as stdout */
+		XP_EXEC_STDERR_SEPARATE,  /* relayed to our own stderr */
+		XP_EXEC_STDERR_INHERIT,   /* the child writes our stderr fd */
+	} stderr_mode;
+} xp_exec_opts;
+xp_protocol *xp_exec_new(xp_loop *loop, const xp_exec_opts *opts);
+
+/* forward: every connection is relayed to a new connection to host:port. */
+typedef struct xp_forward_opts {
+	const char *host, *port;   /* or unix_path */
+	const char *unix_path;
+	xp_connect_opts connect;
+	xp_relay_opts relay;
+} xp_forward_opts;
+xp_protocol *xp_forward_new(xp_loop *loop, const xp_forward_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif
