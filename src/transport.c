@@ -47,6 +47,13 @@ void xp_transport_release(xp_transport *t)
 
 /* ---- lifecycle ------------------------------------------------------ */
 
+/* The future keeps the transport's memory alive while the caller holds
+ * the future, even if connection_lost came first. */
+static void release_transport(void *t)
+{
+	xp_transport_release(t);
+}
+
 static int start_cb(void *arg)
 {
 	xp_transport *t = arg;
@@ -66,8 +73,9 @@ static int start_cb(void *arg)
 			xp_transport_close(t);
 		else if (t->lost)
 			xp_future_set_error(waiter, t->lost_err ? t->lost_err : XP_ECLOSED);
-		else
-			xp_future_set_result(waiter, t);
+		else if (xp_future_set_result_owned(waiter, xp_transport_retain(t),
+						    release_transport) < 0)
+			xp_transport_release(t);
 		xp_future_release(waiter);
 	}
 	xp_transport_release(t);

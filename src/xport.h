@@ -385,8 +385,12 @@ int xp_tls_ctx_use_self_signed(xp_tls_ctx *ctx, const char *common_name,
 void *xp_tls_ctx_ssl_ctx(xp_tls_ctx *ctx); /* SSL_CTX * */
 
 /* ---- creating transports ------------------------------------------- */
-/* All return a future whose result is the xp_transport * (borrowed: see
- * Ownership above).  Zero-initialised option structs mean the defaults. */
+/* All return a future whose result is the xp_transport *.  The future holds
+ * a reference to it, so the pointer stays valid (its methods harmless no-ops
+ * once connection_lost has run) for as long as the caller holds the future;
+ * xp_future_take_result() hands that reference over (balance it with
+ * xp_transport_release()).  Zero-initialised option structs mean the
+ * defaults. */
 
 typedef struct xp_connect_opts {
 	int family;                 /* AF_UNSPEC */
