@@ -121,10 +121,12 @@ struct wrap_args {
 /* Takes fd.  Completes fut (after connection_made) or fails it. */
 static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_args *w)
 {
-	xp_protocol *p = w->factory(w->arg);
+	/* With TLS the protocol is made once the handshake succeeded, so a
+	 * failed handshake leaves no protocol that never saw a callback. */
+	xp_protocol *p = w->tls ? NULL : w->factory(w->arg);
 	xp_transport *t;
 
-	if (!p) {
+	if (!p && !w->tls) {
 		close(fd);
 		xp_future_set_error(fut, XP_ECALLBACK);
 		return;
@@ -138,8 +140,9 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 		return;
 	}
 	if (w->tls) {
-		xp_future *inner = xp__tls_wrap(loop, t, p, w->tls, w->server_side, w->hostname,
-						w->handshake_timeout, NULL);
+		xp_future *inner = xp__tls_wrap(loop, t, NULL, w->factory, w->arg, w->tls,
+						w->server_side, w->hostname, w->handshake_timeout,
+						NULL);
 
 		if (!inner) {
 			xp_future_set_error(fut, errno ? -errno : -ENOMEM);

@@ -242,7 +242,13 @@ void xp__server_detach(xp_server *s, xp_transport *t);
 int xp__socket(int family, int type, int proto);
 
 /* tls.c: wrap an existing stream transport. */
-xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app, xp_tls_ctx *tls,
+/* app is the protocol for start_tls; connect.c and server.c pass NULL and
+ * a factory instead, called only once the handshake succeeded.  A fresh raw
+ * transport (no protocol, not started) becomes the TLS layer's: it is
+ * aborted on early errors.  A running one (start_tls) is left as it is on
+ * failure. */
+xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
+			xp_protocol_factory factory, void *factory_arg, xp_tls_ctx *tls,
 			int server_side, const char *server_hostname, double handshake_timeout,
 			xp_server *server);
 

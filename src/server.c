@@ -152,10 +152,11 @@ static void server_report(struct xp_server *s, const char *msg, int err)
 
 static void accept_one(struct xp_server *s, int fd)
 {
-	xp_protocol *p = s->factory(s->arg);
+	/* TLS makes the protocol after the handshake (see xp__tls_wrap). */
+	xp_protocol *p = s->tls ? NULL : s->factory(s->arg);
 	xp_transport *t;
 
-	if (!p) {
+	if (!p && !s->tls) {
 		close(fd);
 		return;
 	}
@@ -169,7 +170,8 @@ static void accept_one(struct xp_server *s, int fd)
 	if (s->tls) {
 		/* The TLS layer attaches its transport to the server itself. */
 		xp_future *f =
-		    xp__tls_wrap(s->loop, t, p, s->tls, 1, NULL, s->handshake_timeout, s);
+		    xp__tls_wrap(s->loop, t, NULL, s->factory, s->arg, s->tls, 1, NULL,
+				 s->handshake_timeout, s);
 		if (f)
 			xp_future_release(f);
 		return;

@@ -1,0 +1,1238 @@
+/*
+ * tls.c - TLS contexts and the TLS transport.
+ *
+ * The transport follows asyncio's SSLProtocol design: it sits on top of any
+ * stream transport (the "raw" one) as that transport's protocol, moves
+ * ciphertext between the raw transport and a pair of OpenSSL memory BIOs,
+ * and shows the application a transport of its own (kind XP_TRANSPORT_TLS)
+ * that reads and writes plaintext.  OpenSSL never sees a descriptor, so TLS
+ * works over TCP, Unix sockets, and even over another TLS transport.
+ *
+ *   raw --data_received--> rbio -> SSL_read  -> app data_received
+ *   app write -> SSL_write -> wbio --xp_transport_write--> raw
+ *
+ * Lifetime: the app transport owns everything (the SSL, the raw transport's
+ * protocol, a reference on the raw transport).  The raw transport's
+ * connection_lost always comes first; only then is the app transport's
+ * connection_lost scheduled, so nothing here is freed while raw can still
+ * call into it.
+ *
+ * Half-close goes beyond asyncio (whose SSL transport refuses write_eof):
+ * TLS 1.3 allows one side to send close_notify and keep reading (RFC 8446
+ * section 6.1), so there write_eof sends close_notify after the buffered
+ * data and reading goes on until the peer's close_notify.  TLS 1.2 does not
+ * (a close_notify must be answered at once), so there can_write_eof is 0
+ * and write_eof returns -ENOTSUP, as in asyncio.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/* asyncio's SSL watermarks (sem 43): the app-level buffer is plaintext not
+ * yet encrypted plus the raw transport's buffer. */
+#define TLS_HIGH (512 * 1024)
+#define TLS_LOW (128 * 1024)
+/* Plaintext per SSL_write: four full records, then hand them to raw. */
+#define TLS_CHUNK (64 * 1024)
+#define TLS_DEFAULT_HANDSHAKE_TIMEOUT 60.0
+
+/* ---- contexts ------------------------------------------------------- */
+
+struct xp_tls_ctx {
+	int refs;
+	SSL_CTX *ssl_ctx;
+	bool server_side;
+	bool verify;
+	bool have_pin;
+	unsigned char pin[32];
+	unsigned char *alpn; /* wire format: len-prefixed names */
+	size_t alpn_len;
+};
+
+/* A pin replaces the CA check: accept any chain here and compare the
+ * fingerprint once the handshake is done. */
+static int verify_accept_any(int ok, X509_STORE_CTX *store)
+{
+	return 1;
+}
+
+static void apply_verify(xp_tls_ctx *c)
+{
+	int mode = SSL_VERIFY_PEER;
+
+	if (c->server_side)
+		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+	if (c->have_pin)
+		SSL_CTX_set_verify(c->ssl_ctx, mode, verify_accept_any);
+	else if (c->verify)
+		SSL_CTX_set_verify(c->ssl_ctx, mode, NULL);
+	else
+		SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_NONE, NULL);
+}
+
+/* Server side of ALPN: the first of our names the client also offered. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	xp_tls_ctx *c = arg;
+
+	for (size_t i = 0; c->alpn && i < c->alpn_len; i += 1u + c->alpn[i]) {
+		for (unsigned int j = 0; j < inlen; j += 1u + in[j]) {
+			if (j + 1u + in[j] > inlen)
+				break;
+			if (in[j] == c->alpn[i] && !memcmp(in + j + 1, c->alpn + i + 1, in[j])) {
+				*out = in + j + 1;
+				*outlen = in[j];
+				return SSL_TLSEXT_ERR_OK;
+			}
+		}
+	}
+	/* No common protocol: go on without ALPN, as Python's ssl does. */
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+xp_tls_ctx *xp_tls_ctx_new(int server_side)
+{
+	xp_tls_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->refs = 1;
+	c->server_side = server_side != 0;
+	c->verify = !server_side;
+	c->ssl_ctx = SSL_CTX_new(server_side ? TLS_server_method() : TLS_client_method());
+	if (!c->ssl_ctx) {
+		ERR_clear_error();
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+	/* Renegotiation would make SSL_write wait for reads; nobody needs
+	 * it since TLS 1.3 (Python's ssl turns it off too). */
+	SSL_CTX_set_options(c->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	/* A retried SSL_write may come from a moved buffer (our queue). */
+	SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (server_side) {
+		SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select, c);
+		/* Needed for session resumption when clients are verified. */
+		SSL_CTX_set_session_id_context(c->ssl_ctx, (const unsigned char *)"xport", 5);
+	} else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
+		ERR_clear_error(); /* no system store: verification fails later */
+	}
+	apply_verify(c);
+	return c;
+}
+
+xp_tls_ctx *xp_tls_ctx_retain(xp_tls_ctx *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void xp_tls_ctx_release(xp_tls_ctx *c)
+{
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	SSL_CTX_free(c->ssl_ctx);
+	free(c->alpn);
+	free(c);
+}
+
+void *xp_tls_ctx_ssl_ctx(xp_tls_ctx *c)
+{
+	return c ? c->ssl_ctx : NULL;
+}
+
+/* -errno when the file cannot be read, else XP_ETLS (bad contents). */
+static int file_error(const char *path)
+{
+	ERR_clear_error();
+	if (path && access(path, R_OK) < 0)
+		return -errno;
+	return XP_ETLS;
+}
+
+int xp_tls_ctx_load_cert_chain(xp_tls_ctx *c, const char *cert_file, const char *key_file)
+{
+	if (!c || !cert_file)
+		return -EINVAL;
+	if (!key_file)
+		key_file = cert_file;
+	if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert_file) != 1)
+		return file_error(cert_file);
+	if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key_file, SSL_FILETYPE_PEM) != 1)
+		return file_error(key_file);
+	if (SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
+		ERR_clear_error();
+		return XP_ETLS;
+	}
+	return 0;
+}
+
+int xp_tls_ctx_load_verify_locations(xp_tls_ctx *c, const char *ca_file)
+{
+	struct stat st;
+	int r;
+
+	if (!c || !ca_file)
+		return -EINVAL;
+	if (stat(ca_file, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		r = SSL_CTX_load_verify_locations(c->ssl_ctx, NULL, ca_file);
+	else
+		r = SSL_CTX_load_verify_locations(c->ssl_ctx, ca_file, NULL);
+	return r == 1 ? 0 : file_error(ca_file);
+}
+
+int xp_tls_ctx_set_verify(xp_tls_ctx *c, int verify)
+{
+	if (!c)
+		return -EINVAL;
+	c->verify = verify != 0;
+	apply_verify(c);
+	return 0;
+}
+
+int xp_tls_ctx_set_pin(xp_tls_ctx *c, const unsigned char sha256[32])
+{
+	if (!c)
+		return -EINVAL;
+	c->have_pin = sha256 != NULL;
+	if (sha256)
+		memcpy(c->pin, sha256, 32);
+	apply_verify(c);
+	return 0;
+}
+
+/* "h2,http/1.1" -> "\x02h2\x08http/1.1"; NULL or "" clears. */
+int xp_tls_ctx_set_alpn(xp_tls_ctx *c, const char *list)
+{
+	size_t n = list ? strlen(list) : 0;
+	unsigned char *wire = NULL;
+	size_t len = 0;
+
+	if (!c)
+		return -EINVAL;
+	if (n) {
+		wire = malloc(n + 1);
+		if (!wire)
+			return -ENOMEM;
+		for (const char *p = list;;) {
+			const char *end = strchr(p, ',');
+			size_t k = end ? (size_t)(end - p) : strlen(p);
+
+			if (k == 0 || k > 255) {
+				free(wire);
+				return -EINVAL;
+			}
+			wire[len++] = (unsigned char)k;
+			memcpy(wire + len, p, k);
+			len += k;
+			if (!end)
+				break;
+			p = end + 1;
+		}
+	}
+	/* Clients offer the list (0 is success here, unlike elsewhere). */
+	if (SSL_CTX_set_alpn_protos(c->ssl_ctx, wire, (unsigned int)len) != 0) {
+		free(wire);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	free(c->alpn);
+	c->alpn = wire;
+	c->alpn_len = len;
+	return 0;
+}
+
+static EVP_PKEY *gen_key(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+
+	if (!k)
+		k = EVP_RSA_gen(2048);
+	return k;
+}
+
+static int add_ext(X509 *x, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (!ext)
+		return 0;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A name usable as a DNS SAN entry (letters, digits, '-', '.', '*'). */
+static bool dns_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 253)
+		return false;
+	for (; *s; s++)
+		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') ||
+		      ('0' <= *s && *s <= '9') || *s == '-' || *s == '.' || *s == '*'))
+			return false;
+	return true;
+}
+
+static X509 *make_self_signed(EVP_PKEY *k, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *name;
+	unsigned char serial[8];
+	BIGNUM *bn = NULL;
+	char san[600];
+	bool ok;
+
+	if (!x)
+		return NULL;
+	ok = RAND_bytes(serial, sizeof(serial)) == 1;
+	serial[0] &= 0x7f; /* positive */
+	ok = ok && (bn = BN_bin2bn(serial, sizeof(serial), NULL)) &&
+	     BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	BN_free(bn);
+	/* A day back covers clocks slightly behind ours. */
+	ok = ok && X509_set_version(x, 2) && X509_gmtime_adj(X509_getm_notBefore(x), -86400L) &&
+	     X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400L) && X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	ok = ok &&
+	     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+					-1, 0) &&
+	     X509_set_issuer_name(x, name);
+	if (strcmp(cn, "localhost") && dns_name_ok(cn))
+		snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", cn);
+	else
+		snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1");
+	ok = ok && add_ext(x, NID_subject_alt_name, san) && X509_sign(x, k, EVP_sha256()) > 0;
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+int xp_tls_ctx_use_self_signed(xp_tls_ctx *c, const char *common_name, unsigned char fp[32])
+{
+	EVP_PKEY *k;
+	X509 *x = NULL;
+	unsigned int n = 0;
+	int r = XP_ETLS;
+
+	if (!c)
+		return -EINVAL;
+	k = gen_key();
+	if (k)
+		x = make_self_signed(k, common_name && *common_name ? common_name : "localhost");
+	if (x && SSL_CTX_use_certificate(c->ssl_ctx, x) == 1 &&
+	    SSL_CTX_use_PrivateKey(c->ssl_ctx, k) == 1 &&
+	    (!fp || X509_digest(x, EVP_sha256(), fp, &n) == 1))
+		r = 0;
+	ERR_clear_error();
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return r;
+}
+
+/* ---- the transport -------------------------------------------------- */
+
+enum tls_state {
+	ST_NEW, /* raw not connected to us yet */
+	ST_HANDSHAKE,
+	ST_WRAPPED,  /* application data flows */
+	ST_SHUTDOWN, /* app closed: flushing, then close_notify */
+	ST_DEAD,     /* failed or aborted: waiting for raw's connection_lost */
+};
+
+#define KICK_READ 1u
+#define KICK_WRITE 2u
+
+struct tls {
+	xp_transport base; /* the app-facing transport; first */
+	xp_protocol proto; /* what the raw transport calls */
+	xp_transport *raw; /* retained */
+	xp_tls_ctx *ctx;
+	SSL *ssl;
+	BIO *rbio, *wbio;	/* network side: ciphertext in, ciphertext out */
+	struct xp_wbuf pending; /* plaintext not yet encrypted */
+	xp_future *waiter;
+	xp_handle *timer, *kick;
+	unsigned kick_what;
+	enum tls_state state;
+	double handshake_timeout;
+	int app_err; /* connection_lost's error once raw is gone */
+	bool have_app_err;
+	bool raw_gone;	  /* raw's connection_lost arrived */
+	bool raw_paused;  /* raw is over its high watermark: stop encrypting */
+	bool raw_eof;	  /* TCP EOF from the peer */
+	bool app_started; /* xp__transport_start(app) was called */
+	xp_protocol_factory factory; /* makes the app protocol after the handshake */
+	void *factory_arg;
+	bool app_made;	  /* app's connection_made returned */
+	bool peer_closed; /* close_notify received */
+	bool eof_written; /* write_eof() called */
+	bool shutdown_sent;
+	bool write_wants_read; /* SSL_write needs peer data first */
+	bool forced;
+	bool have_fp;
+	unsigned char fp[32];
+	char alpn[256];
+};
+
+static const struct xp_transport_vt tls_vt;
+
+static struct tls *T(xp_transport *t)
+{
+	return (struct tls *)t;
+}
+
+static void cancel_handle(xp_handle **h)
+{
+	if (*h) {
+		xp_handle_cancel(*h);
+		xp_handle_release(*h);
+		*h = NULL;
+	}
+}
+
+/* Hand whatever OpenSSL produced to the raw transport. */
+static void tls_flush(struct tls *s)
+{
+	char *p = NULL;
+	long n = BIO_get_mem_data(s->wbio, &p);
+
+	if (n <= 0)
+		return;
+	if (!s->raw_gone)
+		xp_transport_write(s->raw, p, (size_t)n);
+	(void)BIO_reset(s->wbio);
+}
+
+/* The reason of the last OpenSSL failure, and our error code for it. */
+static int tls_classify(struct tls *s, char *why, size_t size)
+{
+	unsigned long e = ERR_peek_last_error();
+	int err = XP_ETLS;
+
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+		long vr = SSL_get_verify_result(s->ssl);
+
+		snprintf(why, size, "certificate verify failed: %s",
+			 X509_verify_cert_error_string(vr));
+		err = XP_ETLSVERIFY;
+	} else if (e) {
+		ERR_error_string_n(e, why, size);
+	} else {
+		snprintf(why, size, "TLS protocol error");
+	}
+	ERR_clear_error();
+	return err;
+}
+
+/* asyncio sends SSL errors (OSErrors) to the debug log only; the debug
+ * log here is the exception handler in debug mode. */
+static void tls_debug_report(struct tls *s, const char *what, const char *why, int err)
+{
+	char msg[400];
+
+	if (!xp_loop_get_debug(s->base.loop))
+		return;
+	snprintf(msg, sizeof(msg), "%s: %s", what, why);
+	xp__loop_report(s->base.loop, msg, err, &s->base, NULL);
+}
+
+static void tls_fail_waiter(struct tls *s, int err)
+{
+	if (!s->waiter)
+		return;
+	if (!xp_future_done(s->waiter))
+		xp_future_set_error(s->waiter, err);
+	xp_future_release(s->waiter);
+	s->waiter = NULL;
+}
+
+/* The handshake did not complete: fail the waiter, tell the peer (the
+ * alert OpenSSL queued) when graceful, and drop the raw transport.  The app
+ * transport goes once raw's connection_lost arrives, without a protocol
+ * call: it never delivered connection_made, so it owes no connection_lost. */
+static void tls_handshake_failed(struct tls *s, int err, const char *why, bool graceful)
+{
+	if (s->state == ST_DEAD)
+		return;
+	s->state = ST_DEAD;
+	s->base.closing = true;
+	cancel_handle(&s->timer);
+	tls_debug_report(s, "SSL handshake failed", why, err);
+	tls_fail_waiter(s, err);
+	s->app_err = err;
+	s->have_app_err = true;
+	if (s->raw_gone) {
+		xp__transport_lost(&s->base, err);
+		return;
+	}
+	tls_flush(s);
+	if (graceful)
+		xp_transport_close(s->raw);
+	else
+		xp_transport_abort(s->raw);
+}
+
+/* A failure after the handshake: connection_lost(err), no report (sem 13). */
+static void tls_fatal(struct tls *s, int err, const char *why)
+{
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE) {
+		tls_handshake_failed(s, err, why, true);
+		return;
+	}
+	tls_debug_report(s, "Fatal error on SSL transport", why, err);
+	xp__transport_fatal(&s->base, err, NULL);
+}
+
+static int tls_kick_cb(void *arg);
+
+/* Work to do on the next iteration rather than inside a caller's
+ * callback (resume_reading, raw's resume_writing). */
+static void tls_kick(struct tls *s, unsigned what)
+{
+	s->kick_what |= what;
+	if (!s->kick) {
+		xp_handle *h = xp_call_soon(s->base.loop, tls_kick_cb, s);
+		s->kick = h ? xp_handle_retain(h) : NULL;
+	}
+}
+
+/* ---- writing -------------------------------------------------------- */
+
+static bool tls13(const struct tls *s)
+{
+	return SSL_version(s->ssl) == TLS1_3_VERSION;
+}
+
+static void tls_send_close_notify(struct tls *s)
+{
+	if (s->shutdown_sent)
+		return;
+	s->shutdown_sent = true;
+	ERR_clear_error();
+	(void)SSL_shutdown(s->ssl);
+	ERR_clear_error();
+	tls_flush(s);
+}
+
+/* Encrypt up to len bytes into raw.  Stops early while raw is paused
+ * (unless force) or when SSL_write first needs data from the peer.
+ * Returns the bytes taken, or -1 if the transport failed. */
+static ssize_t tls_encrypt(struct tls *s, const char *buf, size_t len, bool force)
+{
+	size_t done = 0;
+
+	while (done < len && (force || !s->raw_paused) && !s->write_wants_read) {
+		size_t n = len - done < TLS_CHUNK ? len - done : TLS_CHUNK;
+		size_t w = 0;
+		int r, e;
+		char why[256];
+
+		ERR_clear_error();
+		r = SSL_write_ex(s->ssl, buf + done, n, &w);
+		if (r == 1) {
+			done += w;
+			tls_flush(s);
+			continue;
+		}
+		e = SSL_get_error(s->ssl, r);
+		tls_flush(s);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			/* Post-handshake messages: retried once data came. */
+			ERR_clear_error();
+			s->write_wants_read = true;
+			break;
+		}
+		tls_fatal(s, tls_classify(s, why, sizeof(why)), why);
+		return -1;
+	}
+	return (ssize_t)done;
+}
+
+/* Encrypt queued plaintext while raw takes it; then a deferred
+ * close_notify (write_eof) if the queue is empty. */
+static int tls_encrypt_pending(struct tls *s, bool force)
+{
+	while (xp__wbuf_size(&s->pending) && (force || !s->raw_paused) && !s->write_wants_read) {
+		struct iovec v;
+		ssize_t n;
+
+		xp__wbuf_peek(&s->pending, &v, 1);
+		n = tls_encrypt(s, v.iov_base, v.iov_len, force);
+		if (n < 0)
+			return -1;
+		xp__wbuf_consume(&s->pending, (size_t)n);
+		if ((size_t)n < v.iov_len)
+			break;
+	}
+	if (!xp__wbuf_size(&s->pending) && s->eof_written && !s->shutdown_sent) {
+		tls_send_close_notify(s);
+		/* The peer may wait for TCP EOF too; ours ends here. */
+		if (!s->raw_gone && xp_transport_can_write_eof(s->raw) == 1)
+			xp_transport_write_eof(s->raw);
+	}
+	return 0;
+}
+
+static int tls_write(xp_transport *t, const struct iovec *iov, int iovcnt, size_t len)
+{
+	struct tls *s = T(t);
+	size_t off = 0;
+	int i = 0;
+
+	if (s->eof_written)
+		return XP_ESTATE; /* negative already */
+	for (int k = 0; k < iovcnt; k++)
+		if (!iov[k].iov_base && iov[k].iov_len)
+			return -EINVAL;
+	if (s->state != ST_WRAPPED)
+		return 0;
+	/* Nothing queued: encrypt straight from the caller's memory. */
+	if (!xp__wbuf_size(&s->pending) && !s->raw_paused && !s->write_wants_read) {
+		for (; i < iovcnt; i++) {
+			ssize_t n = tls_encrypt(s, iov[i].iov_base, iov[i].iov_len, false);
+
+			if (n < 0)
+				return 0; /* failed: connection_lost tells */
+			if ((size_t)n < iov[i].iov_len) {
+				off = (size_t)n;
+				break;
+			}
+		}
+	}
+	if (i < iovcnt && xp__wbuf_appendv(&s->pending, iov + i, iovcnt - i, off) < 0) {
+		xp__transport_fatal(t, -ENOMEM, "Fatal error: out of memory buffering a write");
+		return -ENOMEM;
+	}
+	xp__fc_check_pause(t);
+	return 0;
+}
+
+static int tls_can_write_eof(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	return s->state == ST_WRAPPED && tls13(s);
+}
+
+static int tls_write_eof(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	if (!tls_can_write_eof(t))
+		return -ENOTSUP;
+	if (s->eof_written)
+		return 0;
+	s->eof_written = true;
+	tls_encrypt_pending(s, false);
+	return 0;
+}
+
+static size_t tls_buffer_size(const xp_transport *t)
+{
+	const struct tls *s = (const struct tls *)t;
+	size_t n = xp__wbuf_size(&s->pending);
+
+	if (!s->raw_gone)
+		n += xp_transport_get_write_buffer_size(s->raw);
+	return n + BIO_ctrl_pending(s->wbio);
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+static bool app_wants_data(const struct tls *s)
+{
+	const xp_transport *t = &s->base;
+
+	return s->app_made && t->reading && !t->closing && !t->eof && !t->lost_scheduled;
+}
+
+/* close_notify arrived. */
+static void tls_peer_closed(struct tls *s)
+{
+	xp_transport *t = &s->base;
+	int r;
+
+	s->peer_closed = true;
+	r = xp__proto_eof(t);
+	if (r < 0)
+		return;
+	if (r > 0 && tls13(s)) {
+		/* TLS 1.3 half-close: a true return keeps the connection
+		 * half open, as with TCP (sem 18); the app may still write
+		 * and closes when done.  (asyncio closes regardless; sem 21
+		 * describes that for TLS 1.2, below.) */
+		return;
+	}
+	if (r > 0)
+		xp__loop_report(t->loop,
+				"returning true from eof_received() has no effect when using ssl",
+				0, t, t->protocol);
+	xp_transport_close(t);
+}
+
+/* Decrypt what the read BIO holds and hand it to the app while it reads. */
+static void tls_read_step(struct tls *s)
+{
+	xp_transport *t = &s->base;
+	bool discard = s->state == ST_SHUTDOWN;
+
+	while (discard ? s->write_wants_read : app_wants_data(s)) {
+		size_t cap, n = 0;
+		void *buf = xp__loop_read_buffer(t->loop, &cap);
+		size_t want = t->read_size && t->read_size < cap ? t->read_size : cap;
+		int r, e;
+		char why[256];
+
+		if (!buf)
+			return;
+		ERR_clear_error();
+		r = SSL_read_ex(s->ssl, buf, want, &n);
+		if (r == 1) {
+			if (!discard && xp__proto_data(t, buf, n) < 0)
+				return;
+			continue;
+		}
+		e = SSL_get_error(s->ssl, r);
+		tls_flush(s); /* key update answers and the like */
+		if (e == SSL_ERROR_WANT_READ) {
+			ERR_clear_error();
+			if (s->raw_eof && !discard)
+				xp__transport_fatal(t, XP_ETRUNCATED, NULL);
+			break;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			ERR_clear_error();
+			if (!discard)
+				tls_peer_closed(s);
+			break;
+		}
+		tls_fatal(s, tls_classify(s, why, sizeof(why)), why);
+		return;
+	}
+	tls_flush(s);
+}
+
+static void tls_finish_close(struct tls *s)
+{
+	tls_send_close_notify(s);
+	if (!s->raw_gone)
+		xp_transport_close(s->raw);
+}
+
+/* After new data: retry a write that waited for the peer. */
+static void tls_retry_write(struct tls *s)
+{
+	if (!s->write_wants_read || (s->state != ST_WRAPPED && s->state != ST_SHUTDOWN))
+		return;
+	s->write_wants_read = false;
+	if (tls_encrypt_pending(s, s->state == ST_SHUTDOWN) < 0)
+		return;
+	if (s->state == ST_SHUTDOWN && !xp__wbuf_size(&s->pending))
+		tls_finish_close(s);
+	else if (s->state == ST_WRAPPED)
+		xp__fc_check_resume(&s->base);
+}
+
+/* The app protocol, made by the factory now if it was deferred. */
+static xp_protocol *t_protocol(struct tls *s)
+{
+	if (!s->base.protocol && s->factory)
+		s->base.protocol = s->factory(s->factory_arg);
+	return s->base.protocol;
+}
+
+/* ---- the handshake -------------------------------------------------- */
+
+static void tls_handshake_done(struct tls *s)
+{
+	X509 *peer = SSL_get0_peer_certificate(s->ssl);
+	const unsigned char *alpn = NULL;
+	unsigned int alpn_len = 0;
+	unsigned int n = 0;
+
+	cancel_handle(&s->timer);
+	if (peer && X509_digest(peer, EVP_sha256(), s->fp, &n) == 1)
+		s->have_fp = true;
+	if (s->ctx->have_pin && (!s->have_fp || memcmp(s->fp, s->ctx->pin, 32))) {
+		tls_handshake_failed(s, XP_EPIN, "peer certificate does not match the pin", false);
+		return;
+	}
+	if (s->waiter && xp_future_cancelled(s->waiter)) {
+		/* asyncio: cancelling the connect drops the connection. */
+		tls_handshake_failed(s, -ECANCELED, "cancelled", false);
+		return;
+	}
+	SSL_get0_alpn_selected(s->ssl, &alpn, &alpn_len);
+	if (alpn && alpn_len) {
+		memcpy(s->alpn, alpn, alpn_len);
+		s->alpn[alpn_len] = '\0';
+	}
+	if (!t_protocol(s)) {
+		tls_handshake_failed(s, XP_ECALLBACK, "protocol factory refused", false);
+		return;
+	}
+	s->state = ST_WRAPPED;
+	s->app_started = true;
+	/* connection_made comes now, then the waiter completes. */
+	if (xp__transport_start(&s->base, s->waiter) < 0) {
+		tls_handshake_failed(s, XP_ECLOSED, "loop closed", false);
+		return;
+	}
+	xp_future_release(s->waiter);
+	s->waiter = NULL;
+}
+
+static void tls_handshake_step(struct tls *s)
+{
+	int r, e;
+	char why[256];
+
+	ERR_clear_error();
+	r = SSL_do_handshake(s->ssl);
+	if (r == 1) {
+		tls_flush(s);
+		tls_handshake_done(s);
+		return;
+	}
+	e = SSL_get_error(s->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		ERR_clear_error();
+		tls_flush(s);
+		return;
+	}
+	r = tls_classify(s, why, sizeof(why));
+	tls_handshake_failed(s, r, why, true);
+}
+
+static void tls_process(struct tls *s)
+{
+	if (s->state == ST_HANDSHAKE)
+		tls_handshake_step(s);
+	if (s->state == ST_WRAPPED || s->state == ST_SHUTDOWN) {
+		tls_read_step(s);
+		tls_retry_write(s);
+	}
+}
+
+static int tls_timeout_cb(void *arg)
+{
+	struct tls *s = arg;
+
+	xp_handle_release(s->timer);
+	s->timer = NULL;
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE)
+		tls_handshake_failed(s, -ETIMEDOUT, "handshake timed out", false);
+	return 0;
+}
+
+static void tls_begin(struct tls *s)
+{
+	xp_handle *h;
+
+	if (s->state != ST_NEW)
+		return;
+	s->state = ST_HANDSHAKE;
+	h = xp_call_later(s->base.loop, s->handshake_timeout, tls_timeout_cb, s);
+	s->timer = h ? xp_handle_retain(h) : NULL;
+	tls_handshake_step(s);
+}
+
+static int tls_kick_cb(void *arg)
+{
+	struct tls *s = arg;
+	unsigned what = s->kick_what;
+
+	xp_handle_release(s->kick);
+	s->kick = NULL;
+	s->kick_what = 0;
+	if (s->state != ST_WRAPPED && s->state != ST_SHUTDOWN)
+		return 0;
+	if (what & KICK_WRITE) {
+		if (tls_encrypt_pending(s, false) < 0)
+			return 0;
+		xp__fc_check_resume(&s->base);
+	}
+	if (what & KICK_READ)
+		tls_process(s);
+	return 0;
+}
+
+/* ---- the protocol the raw transport sees ---------------------------- */
+
+static struct tls *P(xp_protocol *p)
+{
+	return XP_CONTAINER_OF(p, struct tls, proto);
+}
+
+static void raw_made(xp_protocol *p, xp_transport *raw)
+{
+	tls_begin(P(p));
+}
+
+static void raw_lost(xp_protocol *p, int err)
+{
+	struct tls *s = P(p);
+
+	s->raw_gone = true;
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE)
+		tls_handshake_failed(s, err ? err : -ECONNRESET, "connection lost during handshake",
+				     false);
+	s->state = ST_DEAD;
+	cancel_handle(&s->timer);
+	xp__transport_lost(&s->base, s->have_app_err ? s->app_err : err);
+}
+
+static void raw_pause_writing(xp_protocol *p)
+{
+	P(p)->raw_paused = true;
+}
+
+static void raw_resume_writing(xp_protocol *p)
+{
+	struct tls *s = P(p);
+
+	s->raw_paused = false;
+	tls_kick(s, KICK_WRITE);
+}
+
+static int raw_data(xp_protocol *p, const void *data, size_t len)
+{
+	struct tls *s = P(p);
+	const char *d = data;
+
+	if (s->state == ST_NEW || s->state == ST_DEAD)
+		return 0;
+	while (len > 0) {
+		int n = BIO_write(s->rbio, d, len > INT_MAX ? INT_MAX : (int)len);
+
+		if (n <= 0) {
+			ERR_clear_error();
+			tls_fatal(s, -ENOMEM, "out of memory");
+			return 0;
+		}
+		d += n;
+		len -= (size_t)n;
+	}
+	tls_process(s);
+	return 0;
+}
+
+/* TCP EOF.  We keep raw open (return 1) and close it ourselves: after a
+ * close_notify a TLS 1.3 app may still be writing. */
+static int raw_eof(xp_protocol *p)
+{
+	struct tls *s = P(p);
+
+	s->raw_eof = true;
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE)
+		tls_handshake_failed(s, -ECONNRESET, "connection closed during handshake", true);
+	else if (s->state == ST_WRAPPED && !s->peer_closed)
+		tls_read_step(s); /* finds the truncation once the BIO is empty */
+	return 1;
+}
+
+static const xp_protocol_ops raw_ops = {
+    .connection_made = raw_made,
+    .connection_lost = raw_lost,
+    .pause_writing = raw_pause_writing,
+    .resume_writing = raw_resume_writing,
+    .data_received = raw_data,
+    .eof_received = raw_eof,
+};
+
+/* ---- the app transport's methods ------------------------------------ */
+
+static void tls_made(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	s->app_made = true;
+	tls_process(s); /* what came with or after the handshake */
+}
+
+static void tls_close(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE) {
+		tls_handshake_failed(s, -ECONNABORTED, "closed during the handshake", true);
+		return;
+	}
+	if (s->state != ST_WRAPPED)
+		return;
+	s->state = ST_SHUTDOWN;
+	if (tls_encrypt_pending(s, true) < 0)
+		return;
+	if (!xp__wbuf_size(&s->pending))
+		tls_finish_close(s);
+	/* else tls_retry_write() finishes once the peer's data came */
+}
+
+static void tls_force_close(xp_transport *t, int err)
+{
+	struct tls *s = T(t);
+
+	if (s->forced || t->lost_scheduled)
+		return;
+	s->forced = true;
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE) {
+		tls_handshake_failed(s, err ? err : -ECONNABORTED, "aborted", false);
+		return;
+	}
+	s->state = ST_DEAD;
+	s->app_err = err;
+	s->have_app_err = true;
+	xp__wbuf_clear(&s->pending);
+	if (s->raw_gone)
+		xp__transport_lost(t, err);
+	else
+		xp_transport_abort(s->raw);
+}
+
+static void tls_update_reading(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	if (s->raw_gone)
+		return;
+	if (t->reading) {
+		xp_transport_resume_reading(s->raw);
+		tls_kick(s, KICK_READ);
+	} else {
+		xp_transport_pause_reading(s->raw);
+	}
+}
+
+static const void *tls_extra(xp_transport *t, const char *key, const void *dflt)
+{
+	struct tls *s = T(t);
+	bool up = s->app_started && s->ssl;
+
+	if (!strcmp(key, "sslcontext"))
+		return s->ctx->ssl_ctx;
+	if (!strcmp(key, "ssl_object"))
+		return s->ssl ? (const void *)s->ssl : dflt;
+	if (!strcmp(key, "cipher"))
+		return up && SSL_get_current_cipher(s->ssl) ? SSL_get_cipher_name(s->ssl) : dflt;
+	if (!strcmp(key, "peercert")) {
+		X509 *x = up ? SSL_get0_peer_certificate(s->ssl) : NULL;
+		return x ? (const void *)x : dflt;
+	}
+	if (!strcmp(key, "compression")) {
+		const COMP_METHOD *m = up ? SSL_get_current_compression(s->ssl) : NULL;
+		return m ? SSL_COMP_get_name(m) : dflt;
+	}
+	if (!strcmp(key, "tls_version"))
+		return up ? SSL_get_version(s->ssl) : dflt;
+	if (!strcmp(key, "alpn_protocol"))
+		return up && s->alpn[0] ? s->alpn : dflt;
+	if (!strcmp(key, "peercert_sha256"))
+		return up && s->have_fp ? s->fp : dflt;
+	/* Socket keys belong to the transport below (sem 67): gone with it. */
+	if (s->raw_gone)
+		return dflt;
+	return xp_transport_get_extra_info(s->raw, key, dflt);
+}
+
+static void tls_destroy(xp_transport *t)
+{
+	struct tls *s = T(t);
+
+	cancel_handle(&s->timer);
+	cancel_handle(&s->kick);
+	tls_fail_waiter(s, s->have_app_err && s->app_err ? s->app_err : XP_ECLOSED);
+	SSL_free(s->ssl); /* and both BIOs */
+	s->ssl = NULL;
+	xp__wbuf_clear(&s->pending);
+	xp_tls_ctx_release(s->ctx);
+	s->ctx = NULL;
+	xp_transport_release(s->raw);
+	s->raw = NULL;
+	s->raw_gone = true;
+}
+
+static const struct xp_transport_vt tls_vt = {
+    .kind = XP_TRANSPORT_TLS,
+    .name = "tls",
+    .made = tls_made,
+    .close = tls_close,
+    .force_close = tls_force_close,
+    .write = tls_write,
+    .write_eof = tls_write_eof,
+    .can_write_eof = tls_can_write_eof,
+    .update_reading = tls_update_reading,
+    .get_write_buffer_size = tls_buffer_size,
+    .get_extra_info = tls_extra,
+    .destroy = tls_destroy,
+};
+
+/* ---- setting up ----------------------------------------------------- */
+
+static bool is_ip_literal(const char *h)
+{
+	unsigned char b[16];
+
+	return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
+}
+
+/* SNI and the name to verify (clients). */
+static int tls_setup_client(struct tls *s, const char *hostname)
+{
+	bool check = s->ctx->verify && !s->ctx->have_pin;
+
+	if (!hostname || !*hostname)
+		return check ? -EINVAL : 0; /* asyncio: server_hostname needed */
+	if (is_ip_literal(hostname)) {
+		/* No SNI for addresses (RFC 6066 section 3). */
+		if (check && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), hostname) != 1)
+			return -EINVAL;
+		return 0;
+	}
+	if (SSL_set_tlsext_host_name(s->ssl, hostname) != 1)
+		return -EINVAL;
+	if (check) {
+		SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set1_host(s->ssl, hostname) != 1)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int tls_setup_ssl(struct tls *s, int server_side, const char *hostname)
+{
+	s->ssl = SSL_new(s->ctx->ssl_ctx);
+	s->rbio = BIO_new(BIO_s_mem());
+	s->wbio = BIO_new(BIO_s_mem());
+	if (!s->ssl || !s->rbio || !s->wbio) {
+		BIO_free(s->rbio);
+		BIO_free(s->wbio);
+		s->rbio = s->wbio = NULL;
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	/* An empty BIO means "wait for more", not EOF: raw tells EOF. */
+	BIO_set_mem_eof_return(s->rbio, -1);
+	BIO_set_mem_eof_return(s->wbio, -1);
+	SSL_set_bio(s->ssl, s->rbio, s->wbio);
+	if (server_side) {
+		SSL_set_accept_state(s->ssl);
+		return 0;
+	}
+	SSL_set_connect_state(s->ssl);
+	return tls_setup_client(s, hostname);
+}
+
+/* A failed future; a fresh raw transport is ours to dispose of. */
+static xp_future *wrap_failed(xp_future *fut, xp_transport *raw, bool fresh, int err)
+{
+	if (fresh)
+		xp_transport_abort(raw);
+	xp_future_set_error(fut, err);
+	return fut;
+}
+
+xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
+			xp_protocol_factory factory, void *factory_arg, xp_tls_ctx *tls,
+			int server_side, const char *server_hostname, double handshake_timeout,
+			xp_server *server)
+{
+	/* connect.c and server.c hand over a raw transport that has no
+	 * protocol and was not started; start_tls one that runs. */
+	bool fresh = raw && !raw->made && !raw->protocol;
+	xp_future *fut = xp_future_new(loop);
+	xp_transport *t;
+	struct tls *s;
+	int r;
+
+	if (!fut) {
+		if (fresh)
+			xp_transport_abort(raw);
+		return NULL;
+	}
+	if (!raw || (!app && !factory) || !tls || handshake_timeout < 0)
+		return wrap_failed(fut, raw, fresh, -EINVAL);
+	if (raw->closing)
+		return wrap_failed(fut, raw, fresh, XP_ECLOSED);
+	t = xp__transport_new(sizeof(*s), &tls_vt, loop, app);
+	if (!t)
+		return wrap_failed(fut, raw, fresh, -ENOMEM);
+	s = T(t);
+	t->high = TLS_HIGH;
+	t->low = TLS_LOW;
+	s->proto.ops = &raw_ops;
+	s->ctx = xp_tls_ctx_retain(tls);
+	s->raw = xp_transport_retain(raw);
+	s->handshake_timeout =
+	    handshake_timeout > 0 ? handshake_timeout : TLS_DEFAULT_HANDSHAKE_TIMEOUT;
+	xp__wbuf_init(&s->pending);
+	r = tls_setup_ssl(s, server_side, server_hostname);
+	if (r < 0) {
+		/* Never started: lost without any protocol call. */
+		s->raw_gone = true;
+		xp__transport_lost(t, r);
+		return wrap_failed(fut, raw, fresh, r);
+	}
+	s->waiter = xp_future_retain(fut);
+	s->factory = factory;
+	s->factory_arg = factory_arg;
+	if (server)
+		xp__server_attach(server, t);
+	if (fresh) {
+		raw->protocol = &s->proto;
+		if (xp__transport_start(raw, NULL) < 0)
+			tls_handshake_failed(s, XP_ECLOSED, "loop closed", false);
+		return fut;
+	}
+	/* start_tls: the raw transport's flow-control state carries over. */
+	s->raw_paused = raw->proto_paused;
+	xp_transport_set_protocol(raw, &s->proto);
+	xp_transport_resume_reading(raw);
+	tls_begin(s);
+	return fut;
+}
+
+xp_future *xp_start_tls(xp_loop *loop, xp_transport *t, xp_protocol *protocol, xp_tls_ctx *tls,
+			int server_side, const char *server_hostname, double handshake_timeout)
+{
+	int kind;
+
+	if (!loop || !t || !protocol || !tls) {
+		errno = EINVAL;
+		return NULL;
+	}
+	kind = xp_transport_kind(t);
+	if ((kind != XP_TRANSPORT_STREAM && kind != XP_TRANSPORT_TLS) || !t->made) {
+		errno = EINVAL; /* asyncio's TypeError */
+		return NULL;
+	}
+	/* The raw transport stays attached to its server, if any: that
+	 * keeps wait_closed() counting this connection. */
+	return xp__tls_wrap(loop, t, protocol, NULL, NULL, tls, server_side, server_hostname,
+			    handshake_timeout, NULL);
+}
