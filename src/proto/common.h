@@ -1,0 +1,83 @@
+/*
+ * common.h - what the built-in protocols (src/proto/) share: connection
+ * stats with their hooks, the idle timer, applying xp_proto_opts to a
+ * transport, and the relay's internal entry points for exec and forward.
+ */
+#ifndef XP_PROTO_COMMON_H
+#define XP_PROTO_COMMON_H
+
+#include "internal.h"
+
+/* ---- idle timer ------------------------------------------------------ */
+
+/*
+ * Fires once `timeout` seconds passed without a touch.  Touching only
+ * stores the time; the timer re-arms itself lazily when it finds a later
+ * deadline, so traffic costs no timer operations.
+ */
+struct xp__idle {
+	xp_loop *loop;
+	double timeout, last;
+	xp_handle *h; /* retained */
+	void (*fire)(void *arg);
+	void *arg;
+};
+
+void xp__idle_start(struct xp__idle *i, xp_loop *loop, double timeout, void (*fire)(void *),
+		    void *arg);
+void xp__idle_stop(struct xp__idle *i);
+static inline void xp__idle_touch(struct xp__idle *i)
+{
+	if (i->h)
+		i->last = xp_loop_time(i->loop);
+}
+
+/* A retained one-shot timer; cancel with xp__timer_cancel. */
+xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg);
+void xp__timer_cancel(xp_handle **h);
+
+/* ---- stats and hooks --------------------------------------------------- */
+
+/* "eof" for 0, "reset" for -ECONNRESET/-EPIPE, else "error". */
+const char *xp__end_for_err(int err);
+/* The peer's address, or label when the transport has none. */
+void xp__peer_label(xp_transport *t, const char *label, char *buf, size_t size);
+/* Watermarks on a writer, read size on a reader, as the options say. */
+void xp__proto_apply(xp_transport *t, const xp_proto_opts *o, bool reader, bool writer);
+
+/* One connection of echo, discard or chargen. */
+struct xp__pconn {
+	xp_loop *loop;
+	xp_transport *t; /* from connection_made to connection_lost */
+	xp_proto_opts o;
+	xp_conn_stats st;
+	struct xp__idle idle;
+	const char *reason; /* first explicit reason for the end, if any */
+	int reason_err;
+	bool eof; /* the peer's EOF arrived */
+	bool started;
+};
+
+void xp__pc_init(struct xp__pconn *pc, const xp_proto_opts *o);
+/* connection_made: options, stats, on_start, idle timer. */
+void xp__pc_made(struct xp__pconn *pc, xp_transport *t);
+void xp__pc_rx(struct xp__pconn *pc, const void *data, size_t len);
+void xp__pc_tx(struct xp__pconn *pc, const void *data, size_t len);
+/* connection_lost: final stats and on_end. */
+void xp__pc_lost(struct xp__pconn *pc, int err);
+
+/* ---- relay internals (relay.c) for exec.c and forward.c ------------------ */
+
+/* Keep the relay's memory while a future that refers to it is pending. */
+void xp__relay_ref(xp_relay *r);
+void xp__relay_unref(xp_relay *r);
+/* fd-2 data of a subprocess end goes to fd (plain write) instead of the
+ * other end. */
+void xp__relay_set_stderr_fd(xp_relay *r, int end, int fd);
+/* A future creating the end's transport: cancelled if the relay winds
+ * down first.  Not retained; clear it (NULL) before releasing it. */
+void xp__relay_set_pending(xp_relay *r, int end, xp_future *fut);
+/* connection_made was delivered to a protocol of that end. */
+bool xp__relay_end_made(const xp_relay *r, int end);
+
+#endif
