@@ -261,6 +261,14 @@ void xp__wbuf_move(struct xp_wbuf *dst, struct xp_wbuf *src);
  * errno set and leaves fd to the caller.  Sets O_NONBLOCK, and TCP_NODELAY
  * for TCP.  Not started: the caller does xp__transport_start(t, waiter). */
 xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
+/* Forward what src reads into dst's socket with splice(2): the bytes never
+ * reach user space and src's protocol gets cb(arg, n) per chunk instead of
+ * data_received (EOF and errors still arrive as usual).  Bytes waiting in
+ * the pipe count in dst's write buffer, so dst's pause_writing and
+ * resume_writing work as for write().  Do not write() to dst meanwhile.
+ * -ENOTSUP unless both are plain stream transports. */
+int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
+		      void *arg);
 
 
 /* ---- connect.c ---- */

@@ -15,6 +15,11 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +57,17 @@ struct stream {
 	bool eof_called; /* write_eof() was called: writes now fail */
 	bool shut;	 /* shutdown(SHUT_WR) done */
 	struct sendfile_op *sf;
+	/* splice forwarding (xp__stream_splice): what this stream reads goes
+	 * kernel-side through splice_to's pipe into splice_to's socket. */
+	struct stream *splice_to, *splice_from;
+	void (*spliced)(void *arg, size_t n);
+	void *spliced_arg;
+	bool splice_blocked; /* reading stopped: splice_to's pipe is full */
+	/* As a splice destination: bytes in our pipe, waiting for our fd;
+	 * they count as write buffer. */
+	int pipe_rd, pipe_wr;
+	size_t piped, pipe_cap;
+	bool sigpipe_ignored; /* checked when splicing starts */
 };
 
 static const struct xp_transport_vt stream_vt;
@@ -104,7 +120,10 @@ static void stream_drained(struct stream *s)
 	}
 }
 
-/* Send what is queued: one sendmsg over up to IOV_MAX chunks. */
+static bool pipe_flush(struct stream *s);
+
+/* Send what is queued: one sendmsg over up to IOV_MAX chunks, then what
+ * waits in the splice pipe. */
 static void stream_flush(struct stream *s)
 {
 	xp_transport *t = &s->base;
@@ -112,6 +131,11 @@ static void stream_flush(struct stream *s)
 	int cnt = xp__wbuf_peek(&s->wbuf, iov, IOV_MAX);
 	ssize_t n = cnt ? send_iov(s->fd, iov, cnt) : 0;
 
+	if (!cnt && s->piped) {
+		if (pipe_flush(s) && !t->lost_scheduled && !s->piped)
+			stream_drained(s);
+		return;
+	}
 	if (n == -EAGAIN)
 		return;
 	if (n < 0) {
@@ -127,7 +151,8 @@ static void stream_flush(struct stream *s)
 		if (t->lost_scheduled)
 			return;
 	}
-	if (!xp__wbuf_size(&s->wbuf))
+	if (!xp__wbuf_size(&s->wbuf) && (!s->piped || pipe_flush(s)) && !t->lost_scheduled &&
+	    !s->piped)
 		stream_drained(s);
 }
 
@@ -137,7 +162,7 @@ static int stream_send_or_queue(struct stream *s, const struct iovec *iov, int i
 	xp_transport *t = &s->base;
 	ssize_t n = 0;
 
-	if (!xp__wbuf_size(&s->wbuf)) {
+	if (!xp__wbuf_size(&s->wbuf) && !s->piped) {
 		n = send_iov(s->fd, iov, iovcnt);
 		if (n == -EAGAIN) {
 			n = 0;
@@ -186,7 +211,7 @@ static int stream_write_eof(xp_transport *t)
 	if (t->closing || s->eof_called)
 		return 0;
 	s->eof_called = true;
-	if (!xp__wbuf_size(&s->wbuf) && !s->sf) {
+	if (!xp__wbuf_size(&s->wbuf) && !s->piped && !s->sf) {
 		s->shut = true;
 		if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
 			return -errno;
@@ -203,14 +228,199 @@ static size_t stream_buffer_size(const xp_transport *t)
 {
 	const struct stream *s = XP_CONTAINER_OF(t, const struct stream, base);
 
-	return xp__wbuf_size(&s->wbuf) + (s->sf ? xp__wbuf_size(&s->sf->held) : 0);
+	return xp__wbuf_size(&s->wbuf) + s->piped + (s->sf ? xp__wbuf_size(&s->sf->held) : 0);
+}
+
+/* ---- splice forwarding ---------------------------------------------- */
+
+#define SPLICE_PIPE_SIZE (1024 * 1024)
+
+static bool want_read(const xp_transport *t);
+
+static int pipe_open(struct stream *d)
+{
+	int p[2];
+
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	d->pipe_rd = p[0];
+	d->pipe_wr = p[1];
+	/* A bigger pipe means fewer wake-ups per MiB; the default is kept
+	 * if the system caps it lower. */
+	int cap = fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+	if (cap < 0)
+		cap = fcntl(p[1], F_GETPIPE_SZ);
+	d->pipe_cap = cap > 0 ? (size_t)cap : 65536;
+	return 0;
+}
+
+static void pipe_drop(struct stream *d)
+{
+	if (d->pipe_rd >= 0) {
+		close(d->pipe_rd);
+		close(d->pipe_wr);
+	}
+	d->pipe_rd = d->pipe_wr = -1;
+	d->piped = 0;
+}
+
+/* The source stopped because our pipe was full: there is room again. */
+static void pipe_unblock_source(struct stream *d)
+{
+	struct stream *src = d->splice_from;
+
+	if (!src || !src->splice_blocked || d->piped >= d->pipe_cap)
+		return;
+	src->splice_blocked = false;
+	if (want_read(&src->base))
+		xp__io_start(src->base.loop, &src->io, XP_IO_READ);
+}
+
+/* splice(2) into a socket has no MSG_NOSIGNAL.  Unless SIGPIPE is
+ * ignored (the xport tool ignores it), block it around the calls and
+ * consume one that a reset peer raised, as pipe.c does for writev. */
+struct sigpipe_guard {
+	sigset_t old;
+	bool blocked;
+};
+
+static void sigpipe_block(struct stream *d, struct sigpipe_guard *g)
+{
+	sigset_t set;
+
+	g->blocked = !d->sigpipe_ignored;
+	if (!g->blocked)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g, bool epipe)
+{
+	sigset_t set;
+	struct timespec zero = {0, 0};
+	int saved = errno;
+
+	if (!g->blocked)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (epipe && !sigismember(&g->old, SIGPIPE))
+		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
+/* Move piped bytes into our socket.  False when the stream failed. */
+static bool pipe_flush(struct stream *d)
+{
+	xp_transport *t = &d->base;
+	struct sigpipe_guard g;
+	bool epipe = false;
+
+	sigpipe_block(d, &g);
+	while (d->piped) {
+		ssize_t n = splice(d->pipe_rd, NULL, d->fd, NULL, d->piped,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			xp__io_start(t->loop, &d->io, XP_IO_WRITE);
+			break;
+		}
+		if (n <= 0) {
+			int err = n < 0 ? -errno : -EPIPE;
+			sigpipe_restore(&g, err == -EPIPE);
+			xp__transport_fatal(t, err, NULL);
+			return false;
+		}
+		d->piped -= (size_t)n;
+	}
+	sigpipe_restore(&g, epipe);
+	pipe_unblock_source(d);
+	xp__fc_check_resume(t);
+	return !t->lost_scheduled;
+}
+
+/* One splice from our socket into the destination's pipe, then on to its
+ * socket.  Returns what recv() would: bytes, 0 at EOF, or -errno. */
+static ssize_t splice_in(struct stream *s, size_t *want)
+{
+	struct stream *d = s->splice_to;
+	xp_transport *dt = &d->base;
+	ssize_t n;
+
+	if (d->pipe_rd < 0 && pipe_open(d) < 0)
+		return -ENOMEM;
+	*want = d->pipe_cap - d->piped;
+	if (*want == 0) {
+		/* Full: wait for the destination to drain (pipe_flush). */
+		s->splice_blocked = true;
+		xp__io_stop(s->base.loop, &s->io, XP_IO_READ);
+		return -EAGAIN;
+	}
+	do
+		n = splice(s->fd, NULL, d->pipe_wr, NULL, *want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (n == 0)
+		return 0;
+	d->piped += (size_t)n;
+	if (s->spliced)
+		s->spliced(s->spliced_arg, (size_t)n);
+	if (!xp__wbuf_size(&d->wbuf))
+		pipe_flush(d);
+	if (!dt->lost_scheduled)
+		xp__fc_check_pause(dt);
+	return n;
+}
+
+static void splice_unlink(struct stream *s)
+{
+	if (s->splice_to) {
+		s->splice_to->splice_from = NULL;
+		s->splice_to = NULL;
+	}
+	if (s->splice_from) {
+		struct stream *src = s->splice_from;
+		src->splice_to = NULL;
+		s->splice_from = NULL;
+		if (src->splice_blocked) {
+			src->splice_blocked = false;
+			if (want_read(&src->base))
+				xp__io_start(src->base.loop, &src->io, XP_IO_READ);
+		}
+	}
+}
+
+int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
+		      void *arg)
+{
+	if (src->vt != &stream_vt || dst->vt != &stream_vt || src == dst)
+		return -ENOTSUP;
+	struct stream *s = to_stream(src), *d = to_stream(dst);
+	if (src->lost_scheduled || dst->closing || d->eof_called || s->splice_to ||
+	    d->splice_from || d->sf)
+		return -EBUSY;
+	struct sigaction sa;
+	d->sigpipe_ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+	s->splice_to = d;
+	d->splice_from = s;
+	s->spliced = cb;
+	s->spliced_arg = arg;
+	return 0;
 }
 
 /* ---- reading ------------------------------------------------------- */
 
 static bool want_read(const xp_transport *t)
 {
-	return t->reading && !t->closing && !t->eof && !t->lost_scheduled;
+	const struct stream *s = XP_CONTAINER_OF(t, const struct stream, base);
+
+	return t->reading && !t->closing && !t->eof && !t->lost_scheduled && !s->splice_blocked;
 }
 
 static void stream_got_eof(struct stream *s)
@@ -240,7 +450,11 @@ static bool stream_read_once(struct stream *s)
 	ssize_t n;
 	size_t want;
 
-	if (xp__proto_is_buffered(t)) {
+	if (s->splice_to) {
+		n = splice_in(s, &want);
+		if (n == -EAGAIN && s->splice_blocked)
+			return false;
+	} else if (xp__proto_is_buffered(t)) {
 		n = xp__proto_read_into(t, s->fd);
 		want = 0; /* unknown: one read per wakeup is enough */
 	} else {
@@ -679,7 +893,7 @@ static void stream_close(xp_transport *t)
 	struct stream *s = to_stream(t);
 
 	xp__io_stop(t->loop, &s->io, XP_IO_READ);
-	if (!xp__wbuf_size(&s->wbuf) && !s->sf)
+	if (!xp__wbuf_size(&s->wbuf) && !s->piped && !s->sf)
 		xp__transport_lost(t, 0);
 	/* else stream_drained() finishes the close once the queue is sent */
 }
@@ -691,6 +905,8 @@ static void stream_force_close(xp_transport *t, int err)
 	if (t->lost_scheduled)
 		return;
 	xp__wbuf_clear(&s->wbuf);
+	pipe_drop(s);
+	splice_unlink(s);
 	xp__io_stop(t->loop, &s->io, XP_IO_READ | XP_IO_WRITE);
 	if (s->sf) {
 		struct sendfile_op *op = s->sf;
@@ -722,6 +938,8 @@ static void stream_destroy(xp_transport *t)
 	close(s->fd);
 	s->fd = -1;
 	xp__wbuf_clear(&s->wbuf);
+	pipe_drop(s);
+	splice_unlink(s);
 	if (s->sf) {
 		xp_future_set_error(s->sf->fut, -ECONNABORTED);
 		sf_free(s->sf);
@@ -759,6 +977,7 @@ xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p)
 		return NULL;
 	s = to_stream(t);
 	s->fd = fd;
+	s->pipe_rd = s->pipe_wr = -1;
 	xp__wbuf_init(&s->wbuf);
 	xp__io_init(&s->io, fd, stream_io_cb);
 	s->have_peer = xp__sockaddr_from_fd(fd, true, &s->peer) == 0;
