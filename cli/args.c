@@ -89,7 +89,7 @@ const struct xp_cli_option xp_cli_options[] = {
 	    "SIGKILL the child this long after --signal (default never)"),
 
 	/* server options */
-	FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | PIP, XP_GRP_SERVER,
+	FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	     "serve many connections, not just one"),
 	FLAG(O_ONCE, "once", 0, SRV | PIP, XP_GRP_SERVER,
 	     "exit after the first connection ends"),

@@ -120,7 +120,7 @@ _xport()
 	udp-echo)
 		opts="--keep-open -k --reuse-port --allow --deny --port-file --high-water --low-water --read-size --hexdump -x --stats --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	subprocess)
-		opts="--connect --listen --stderr --signal --kill-after --backlog --reuse-port --allow --deny --port-file --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --port-file --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
 		opts="--keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)

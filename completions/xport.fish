@@ -101,6 +101,7 @@ complete -c xport -n '__fish_seen_subcommand_from subprocess' -l listen -x -d 's
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l stderr -x -a 'merge separate inherit' -d 'child\'s stderr: merge (default), separate or inherit'
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l signal -x -a 'TERM HUP INT KILL USR1 USR2' -d 'sent to the child when the connection is lost (default TERM)'
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l kill-after -x -d 'SIGKILL the child this long after --signal (default never)'
+complete -c xport -n '__fish_seen_subcommand_from subprocess' -s k -l keep-open -d 'serve many connections, not just one'
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l backlog -x -d 'listen backlog (default 128)'
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l reuse-port -d 'set SO_REUSEPORT (share the port)'
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l allow -x -d 'accept peers in CIDR (repeatable)'

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+/*
+ * addr.c - from a parsed ADDR to library calls: servers listen on every
+ * interface for an empty host, clients go to localhost; unix:PATH and
+ * unix:@NAME (abstract).  Also --allow/--deny and the error -> exit
+ * status mapping of the contract.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "run.h"
+
+void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t size)
+{
+	const char *host = a->host;
+
+	switch (a->kind) {
+	case XP_ADDR_UNIX:
+		snprintf(buf, size, "unix:%s", a->path);
+		return;
+	case XP_ADDR_UNIX_ABSTRACT:
+		snprintf(buf, size, "unix:@%s", a->path);
+		return;
+	case XP_ADDR_HOSTPORT:
+		break;
+	}
+	if (!host[0])
+		host = server ? "*" : "localhost";
+	if (a->is_v6_literal)
+		snprintf(buf, size, "[%s]:%s", host, a->port);
+	else
+		snprintf(buf, size, "%s:%s", host, a->port);
+}
+
+/* The library spells an abstract socket "@name". */
+static const char *unix_path(const struct xp_cli_addr *a, char *buf, size_t size)
+{
+	if (a->kind == XP_ADDR_UNIX_ABSTRACT) {
+		snprintf(buf, size, "@%s", a->path);
+		return buf;
+	}
+	return a->path;
+}
+
+xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
+			 const struct xp_cli_addr *a, const xp_server_opts *o)
+{
+	char p[sizeof(a->path) + 2];
+
+	if (a->kind != XP_ADDR_HOSTPORT)
+		return xp_create_unix_server(loop, f, arg, unix_path(a, p, sizeof(p)), o);
+	return xp_create_server(loop, f, arg, a->host[0] ? a->host : NULL, a->port, o);
+}
+
+xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
+			  const struct xp_cli_addr *a, const xp_connect_opts *o)
+{
+	char p[sizeof(a->path) + 2];
+
+	if (a->kind != XP_ADDR_HOSTPORT)
+		return xp_create_unix_connection(loop, f, arg, unix_path(a, p, sizeof(p)), o);
+	return xp_create_connection(loop, f, arg, a->host[0] ? a->host : "localhost", a->port, o);
+}
+
+int xp_cli_connect_status(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+	case -ECANCELED:
+		return XP_EXIT_TEMPFAIL;
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EHOSTDOWN:
+	case -ENETDOWN:
+	case -EADDRNOTAVAIL:
+	case -ENOENT:		/* unix socket path */
+	case -ECONNRESET:
+	case -EAFNOSUPPORT:
+	case XP_ERESOLVE:
+		return XP_EXIT_UNAVAILABLE;
+	default:
+		return XP_EXIT_FAIL;
+	}
+}
+
+int xp_cli_listen_status(int err)
+{
+	switch (err) {
+	case -EADDRINUSE:
+	case -EACCES:
+	case -EPERM:
+	case -EADDRNOTAVAIL:
+	case -EEXIST:
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EROFS:
+	case XP_ERESOLVE:
+		return XP_EXIT_OSERR;
+	default:
+		return XP_EXIT_FAIL;
+	}
+}
+
+/* Is the address (16 bytes for v6, 4 for v4) inside the rule's network? */
+static int cidr_match(const struct xp_cli_cidr *r, int family, const unsigned char *addr)
+{
+	unsigned int bits = r->prefix, i;
+
+	if (r->family != family)
+		return 0;
+	for (i = 0; bits >= 8; i++, bits -= 8)
+		if (addr[i] != r->addr[i])
+			return 0;
+	if (bits) {
+		unsigned char mask = (unsigned char)(0xff << (8 - bits));
+
+		if ((addr[i] & mask) != (r->addr[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The first matching rule decides.  With no match: refused if any
+ * --allow was given (an allow list), else accepted.  A v4-mapped IPv6
+ * peer (dual-stack socket) is matched as IPv4.
+ */
+int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, socklen_t len)
+{
+	unsigned char addr[16];
+	int family, any_allow = 0;
+	unsigned int i;
+
+	if (!c->n_rules)
+		return 1;
+	if (!sa)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			memcpy(addr, &a6->s6_addr[12], 4);
+		} else {
+			family = AF_INET6;
+			memcpy(addr, a6, 16);
+		}
+	} else {
+		return 1;	/* Unix sockets have no address to check */
+	}
+	for (i = 0; i < c->n_rules; i++) {
+		if (cidr_match(&c->rules[i], family, addr))
+			return c->rules[i].allow;
+		any_allow |= c->rules[i].allow;
+	}
+	return !any_allow;
+}
+
+void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+	if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+
+			memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+			xp_sockaddr_format((struct sockaddr *)&s4, sizeof(s4), buf, size);
+			return;
+		}
+	}
+	if (!sa || xp_sockaddr_format(sa, len, buf, size) < 0)
+		snprintf(buf, size, "?");
+}
+
+void xp_cli_set_linger0(xp_transport *t)
+{
+	const int *fd = xp_transport_get_extra_info(t, "socket", NULL);
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd && *fd >= 0)
+		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cmd_pipe.c - `xport pipe ENDPOINT ENDPOINT`: relay bytes both ways
+ * between two endpoints (socat-like).  Connect-type endpoints (stdio,
+ * tcp:, tls:, unix:, udp:, exec:, fd:) are opened per relay; a listening
+ * endpoint (tcp-listen:, tls-listen:, unix-listen:) is opened once and
+ * each accepted connection starts a relay, the other endpoint being
+ * opened anew for it.  With two listening endpoints, a connection on one
+ * waits (reading held by the relay) for the next one on the other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "run.h"
+
+struct pipe_ctx;
+
+struct lsn {
+	struct xp_gate_cfg gate;
+	struct pipe_ctx *px;
+	int idx;
+	xp_server *srv;
+	int closed;
+};
+
+struct waiting {
+	struct waiting *next;
+	xp_relay *r;
+	int need_end;
+};
+
+struct pipe_ctx {
+	struct xp_run run;
+	const struct xp_cli *cli;
+	xp_tls_ctx *tls_client, *tls_server;
+	struct lsn lsn[2];
+	struct waiting *waitq;
+	xp_transport *child;	/* the last exec: child, for its status */
+	int spawn_status;
+};
+
+static int is_listen(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
+	       e->kind == XP_EP_UNIX_LISTEN;
+}
+
+struct efact {
+	struct pipe_ctx *px;
+	xp_relay *r;
+	int end;
+	char name[320];
+};
+
+static struct efact *efact_new(struct pipe_ctx *px, xp_relay *r, int end)
+{
+	struct efact *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->px = px;
+	f->r = r;
+	f->end = end;
+	return f;
+}
+
+static xp_protocol *stream_factory(void *arg)
+{
+	struct efact *f = arg;
+
+	return xp_relay_stream_protocol(f->r, f->end);
+}
+
+static xp_protocol *child_factory(void *arg)
+{
+	struct efact *f = arg;
+
+	return xp_relay_subprocess_protocol(f->r, f->end);
+}
+
+static void connect_done(xp_future *fut, void *arg)
+{
+	struct efact *f = arg;
+	int err = xp_future_error(fut);
+
+	if (err && err != -ECANCELED) {
+		xp_err("connect %s: %s", f->name, xp_cli_strerror(err));
+		xp_run_fail(&f->px->run, xp_cli_connect_status(err));
+		xp_relay_fail_end(f->r, f->end, err);
+	} else if (!err) {
+		xp_log(1, "connected to %s", f->name);
+	}
+	xp_future_release(fut);
+	free(f);
+}
+
+static void exec_done(xp_future *fut, void *arg)
+{
+	struct efact *f = arg;
+	struct pipe_ctx *px = f->px;
+	int err = xp_future_error(fut);
+
+	if (!err) {
+		if (px->child)
+			xp_transport_release(px->child);
+		px->child = xp_transport_retain(xp_future_result(fut));
+	} else if (err != -ECANCELED) {
+		int st = err == -ENOENT ? XP_EXIT_NOTFOUND :
+			 err == -EACCES ? XP_EXIT_NOEXEC : XP_EXIT_FAIL;
+
+		xp_err("%s: %s", f->name, xp_cli_strerror(err));
+		px->spawn_status = st;
+		xp_run_fail(&px->run, st);
+		xp_relay_fail_end(f->r, f->end, err);
+	}
+	xp_future_release(fut);
+	free(f);
+}
+
+static void watch(struct efact *f, xp_future *fut, xp_future_cb cb)
+{
+	if (!fut) {
+		xp_future *ef = xp_future_new(f->px->run.loop);
+
+		xp_future_set_error(ef, errno ? -errno : -ENOMEM);
+		fut = ef;
+	}
+	xp_future_add_done_callback(fut, cb, f);
+}
+
+static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
+{
+	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	struct efact *f = efact_new(px, r, i);
+	xp_connect_opts o;
+
+	if (!f) {
+		xp_relay_fail_end(r, i, -ENOMEM);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.timeout = px->cli->connect_timeout > 0 ? px->cli->connect_timeout : 0;
+	if (tls) {
+		o.tls = px->tls_client;
+		o.server_hostname = px->cli->servername;
+	}
+	xp_cli_addr_str(&e->addr, 0, f->name, sizeof(f->name));
+	watch(f, xp_cli_connect(px->run.loop, stream_factory, f, &e->addr, &o), connect_done);
+}
+
+static void open_exec(struct pipe_ctx *px, xp_relay *r, int i)
+{
+	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	struct efact *f = efact_new(px, r, i);
+	xp_subprocess_opts o;
+
+	if (!f) {
+		xp_relay_fail_end(r, i, -ENOMEM);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.err.mode = XP_STDIO_INHERIT;
+	snprintf(f->name, sizeof(f->name), "exec:%s", e->command);
+	watch(f, xp_subprocess_shell(px->run.loop, child_factory, f, e->command, &o), exec_done);
+}
+
+static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
+{
+	int n = px->cli->ep[i].fd, fd, wfd;
+	struct stat sb;
+	struct efact *f;
+
+	fd = fcntl(n, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		xp_err("fd:%d: %s", n, strerror(errno));
+		xp_run_fail(&px->run, XP_EXIT_FAIL);
+		if (fd >= 0)
+			close(fd);
+		xp_relay_fail_end(r, i, -EBADF);
+		return;
+	}
+	if (S_ISSOCK(sb.st_mode)) {
+		f = efact_new(px, r, i);
+		if (!f) {
+			close(fd);
+			xp_relay_fail_end(r, i, -ENOMEM);
+			return;
+		}
+		snprintf(f->name, sizeof(f->name), "fd:%d", n);
+		watch(f, xp_connect_accepted_socket(px->run.loop, stream_factory, f, fd, NULL),
+		      connect_done);
+		return;
+	}
+	wfd = fcntl(n, F_DUPFD_CLOEXEC, 3);
+	if (wfd < 0) {
+		close(fd);
+		xp_relay_fail_end(r, i, -errno);
+		return;
+	}
+	xp_cli_fd_attach(px->run.loop, r, i, fd, wfd, 0);
+}
+
+/* Open a non-listening endpoint as end i of r. */
+static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
+{
+	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+
+	switch (e->kind) {
+	case XP_EP_STDIO:
+		xp_cli_stdio_attach(px->run.loop, r, i, 0);
+		break;
+	case XP_EP_TCP:
+	case XP_EP_UNIX:
+		open_connect(px, r, i, 0);
+		break;
+	case XP_EP_TLS:
+		open_connect(px, r, i, 1);
+		break;
+	case XP_EP_UDP:
+		xp_cli_udp_attach(&px->run, r, i, &e->addr,
+				  px->cli->eof_timeout > 0 ? px->cli->eof_timeout : 0.5);
+		break;
+	case XP_EP_EXEC:
+		open_exec(px, r, i);
+		break;
+	case XP_EP_FD:
+		open_fd(px, r, i);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The end that counts as "the peer" in stats: the first network one. */
+static int stats_end(const struct xp_cli *c)
+{
+	for (int i = 0; i < 2; i++)
+		switch (c->ep[i].kind) {
+		case XP_EP_STDIO:
+		case XP_EP_EXEC:
+		case XP_EP_FD:
+			continue;
+		default:
+			return i;
+		}
+	return 0;
+}
+
+static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
+{
+	struct xp_conn *c = xp_run_conn_new(&px->run, t);
+	xp_relay_opts ro;
+	xp_relay *r;
+
+	if (!c)
+		return NULL;
+	xp_run_relay_opts(c, &ro);
+	ro.stats_end = stats_end(px->cli);
+	r = xp_relay_new(px->run.loop, &ro);
+	if (!r) {
+		xp_run_conn_end(c, NULL);
+		return NULL;
+	}
+	c->relay = r;
+	return r;
+}
+
+static void listener_used(struct pipe_ctx *px, struct lsn *l)
+{
+	if (xp_cli_keep_open(px->cli) || l->closed)
+		return;
+	l->closed = 1;
+	xp_server_close(l->srv);
+	if (!is_listen(&px->cli->ep[1 - l->idx]) || px->lsn[1 - l->idx].closed)
+		px->run.no_more = 1;
+}
+
+static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
+{
+	struct lsn *l = arg;
+	struct pipe_ctx *px = l->px;
+	int i = l->idx, other = 1 - i;
+	struct waiting **pw, *w;
+	xp_relay *r;
+
+	listener_used(px, l);
+	if (!is_listen(&px->cli->ep[other])) {
+		r = new_relay(px, t);
+		if (!r)
+			return NULL;
+		ep_open(px, r, other);
+		return xp_relay_stream_protocol(r, i);
+	}
+	/* Two listeners: join the oldest relay waiting for this end. */
+	for (pw = &px->waitq; *pw; pw = &(*pw)->next)
+		if ((*pw)->need_end == i)
+			break;
+	if (*pw) {
+		w = *pw;
+		*pw = w->next;
+		r = w->r;
+		free(w);
+		return xp_relay_stream_protocol(r, i);
+	}
+	w = calloc(1, sizeof(*w));
+	r = w ? new_relay(px, t) : NULL;
+	if (!r) {
+		free(w);
+		return NULL;
+	}
+	w->r = r;
+	w->need_end = other;
+	for (pw = &px->waitq; *pw; pw = &(*pw)->next)
+		;
+	*pw = w;
+	return xp_relay_stream_protocol(r, i);
+}
+
+/* A relay still waiting for its second listener when the run ends. */
+static void pipe_on_stop(struct xp_run *run)
+{
+	struct pipe_ctx *px = XP_CONTAINER_OF(run, struct pipe_ctx, run);
+
+	while (px->waitq) {
+		struct waiting *w = px->waitq;
+
+		px->waitq = w->next;
+		xp_relay_fail_end(w->r, w->need_end, -ECANCELED);
+		free(w);
+	}
+}
+
+static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
+{
+	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	struct lsn *l = &px->lsn[i];
+	xp_server_opts so;
+	xp_future *f;
+	char name[320];
+	int err;
+
+	memset(&so, 0, sizeof(so));
+	so.backlog = px->cli->backlog;
+	so.reuse_port = px->cli->reuse_port;
+	if (e->kind == XP_EP_TLS_LISTEN)
+		so.tls = px->tls_server;
+	l->px = px;
+	l->idx = i;
+	l->gate = (struct xp_gate_cfg){ .run = &px->run, .start = listen_start, .arg = l,
+					.max_conns = px->cli->max_conns };
+	f = xp_cli_listen(px->run.loop, xp_gate_factory, &l->gate, &e->addr, &so);
+	err = f ? xp_loop_run_until_complete(px->run.loop, f) : -errno;
+	if (err < 0) {
+		xp_cli_addr_str(&e->addr, 1, name, sizeof(name));
+		xp_err("listen %s: %s", name, xp_cli_strerror(err));
+		return xp_cli_listen_status(err);
+	}
+	l->srv = xp_future_result(f);
+	xp_future_release(f);
+	xp_run_add_server(&px->run, l->srv);
+	for (int k = 0; k < xp_server_sockets(l->srv, NULL) && *n < 8; k++)
+		if (xp_server_sockname(l->srv, k, &addrs[*n]) == 0)
+			(*n)++;
+	return 0;
+}
+
+static int make_tls(struct pipe_ctx *px)
+{
+	int st = 0;
+
+	for (int i = 0; i < 2; i++) {
+		enum xp_cli_ep_kind k = px->cli->ep[i].kind;
+
+		if (k == XP_EP_TLS && !px->tls_client)
+			px->tls_client = xp_cli_tls_ctx(px->cli, 0, &st);
+		else if (k == XP_EP_TLS_LISTEN && !px->tls_server)
+			px->tls_server = xp_cli_tls_ctx(px->cli, 1, &st);
+		if (st)
+			return st;
+	}
+	return 0;
+}
+
+static int child_status(struct pipe_ctx *px, int st)
+{
+	int code;
+
+	if (px->spawn_status)
+		return px->spawn_status;
+	if (st || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
+		return st;
+	/* sh's own "not found" / "not executable", or a signal. */
+	if (code == 126 || code == 127)
+		return code;
+	if (code < 0)
+		return 128 - code;
+	return st;
+}
+
+int xp_cmd_pipe(const struct xp_cli *cli)
+{
+	static struct pipe_ctx px;
+	xp_sockaddr addrs[8];
+	int st, n = 0, listeners = 0;
+
+	memset(&px, 0, sizeof(px));
+	px.cli = cli;
+	xp_log_init(cli);
+	if ((st = make_tls(&px)) != 0)
+		return st;
+	if ((st = xp_run_init(&px.run, cli)) != 0)
+		return st;
+	px.run.single = !xp_cli_keep_open(cli);
+	px.run.on_stop = pipe_on_stop;
+	if ((st = xp_run_signals(&px.run)) != 0)
+		return st;
+	for (int i = 0; i < 2; i++) {
+		if (!is_listen(&cli->ep[i]))
+			continue;
+		listeners++;
+		if ((st = open_listener(&px, i, addrs, &n)) != 0)
+			return st;
+	}
+	if (listeners) {
+		if ((st = xp_cli_ready(cli, addrs, n)) != 0)
+			return st;
+	} else {
+		xp_relay *r = new_relay(&px, NULL);
+
+		if (!r)
+			return XP_EXIT_FAIL;
+		px.run.no_more = 1;
+		ep_open(&px, r, 0);
+		ep_open(&px, r, 1);
+	}
+	st = xp_run_loop(&px.run);
+	st = child_status(&px, st);
+	if (px.child)
+		xp_transport_release(px.child);
+	xp_run_finish(&px.run);
+	return st;
+}

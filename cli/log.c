@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+/*
+ * log.c - the `xport: ...` lines on stderr: notices (silenced by -q),
+ * -v / -vv chatter, and failures (always).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "run.h"
+
+static int verbosity;
+static int quiet;
+
+void xp_log_init(const struct xp_cli *c)
+{
+	verbosity = c->verbosity;
+	quiet = c->quiet;
+}
+
+int xp_log_on(int level)
+{
+	if (quiet)
+		return 0;
+	return verbosity >= level;
+}
+
+/* One fprintf per line, so lines from worker threads never interleave. */
+static void vline(const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fprintf(stderr, "xport: %s\n", buf);
+}
+
+void xp_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!xp_log_on(level))
+		return;
+	va_start(ap, fmt);
+	vline(fmt, ap);
+	va_end(ap);
+}
+
+void xp_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(fmt, ap);
+	va_end(ap);
+}
+
+const char *xp_cli_strerror(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		return "Connection timed out";
+	case XP_ERESOLVE:
+		return "Name or service not known";
+	default:
+		return xp_strerror(err);
+	}
+}

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/*
+ * run.c - the run context every command shares: the loop, the signal
+ * handling of the contract, the list of open connections (for --grace,
+ * SIGUSR1 and --stats) and the exit status.
+ *
+ * Signals: the first SIGINT/SIGTERM closes the listeners and lets the open
+ * connections finish for at most --grace seconds, then aborts them with a
+ * TCP reset (exit 0).  A second one aborts at once (exit 128+N).  SIGUSR1
+ * prints an `end=open` stats line per open connection.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run.h"
+
+/* The library's own reports ("Fatal error: ...") are transport events:
+ * the command prints the one failure line itself. */
+static int quiet_handler(xp_loop *loop, const xp_context *ctx, void *arg)
+{
+	if (xp_log_on(2))
+		xp_err("%s%s%s", ctx->message ? ctx->message : "error",
+		       ctx->error ? ": " : "", ctx->error ? xp_cli_strerror(ctx->error) : "");
+	return 0;
+}
+
+int xp_run_init(struct xp_run *r, const struct xp_cli *c)
+{
+	memset(r, 0, sizeof(*r));
+	r->cli = c;
+	r->head.next = r->head.prev = &r->head;
+	xp_log_init(c);
+	r->loop = xp_loop_new();
+	if (!r->loop) {
+		xp_err("cannot create the event loop: %s", strerror(errno));
+		return XP_EXIT_FAIL;
+	}
+	xp_loop_set_exception_handler(r->loop, quiet_handler, NULL);
+	return 0;
+}
+
+void xp_run_add_server(struct xp_run *r, xp_server *s)
+{
+	if (r->nservers < (int)(sizeof(r->servers) / sizeof(r->servers[0])))
+		r->servers[r->nservers++] = s;
+}
+
+void xp_run_close_servers(struct xp_run *r)
+{
+	for (int i = 0; i < r->nservers; i++)
+		xp_server_close(r->servers[i]);
+}
+
+void xp_run_fail(struct xp_run *r, int status)
+{
+	if (r->status_set || !status)
+		return;
+	r->status = status;
+	r->status_set = 1;
+}
+
+static int stop_cb(void *arg)
+{
+	struct xp_run *r = arg;
+
+	xp_loop_stop(r->loop);
+	return 0;
+}
+
+void xp_run_check_done(struct xp_run *r)
+{
+	if (r->no_more && r->nconns == 0) {
+		if (r->grace) {
+			xp_handle_cancel(r->grace);
+			r->grace = NULL;
+		}
+		/* Let callbacks already queued (closes, flushes) run first. */
+		xp_call_soon(r->loop, stop_cb, r);
+	}
+}
+
+static void conn_abort(struct xp_conn *c)
+{
+	if (c->t) {
+		xp_cli_set_linger0(c->t);
+		xp_transport_abort(c->t);
+	}
+	if (c->relay)
+		xp_relay_abort(c->relay);
+}
+
+static void abort_all(struct xp_run *r)
+{
+	struct xp_conn *c, *next;
+
+	for (c = r->head.next; c != &r->head; c = next) {
+		next = c->next;
+		conn_abort(c);
+	}
+}
+
+/* Aborted transports report connection_lost a little later; should a
+ * relay never report back, stop anyway. */
+static int force_stop(void *arg)
+{
+	struct xp_run *r = arg;
+
+	xp_loop_stop(r->loop);
+	return 0;
+}
+
+static int grace_expired(void *arg)
+{
+	struct xp_run *r = arg;
+
+	r->grace = NULL;
+	if (r->nconns)
+		xp_log(1, "grace period over: resetting %u connection(s)", r->nconns);
+	abort_all(r);
+	xp_call_later(r->loop, 1.0, force_stop, r);
+	xp_run_check_done(r);
+	return 0;
+}
+
+void xp_run_stop(struct xp_run *r)
+{
+	if (r->stopping)
+		return;
+	r->stopping = 1;
+	r->no_more = 1;
+	xp_run_close_servers(r);
+	if (r->on_stop)
+		r->on_stop(r);
+	if (r->nconns) {
+		double g = r->cli->grace < 0 ? 0 : r->cli->grace;
+
+		r->grace = xp_call_later(r->loop, g, grace_expired, r);
+	}
+	xp_run_check_done(r);
+}
+
+void xp_run_abort(struct xp_run *r, int status)
+{
+	r->status = status;
+	r->status_set = 1;
+	r->no_more = 1;
+	r->stopping = 1;
+	xp_run_close_servers(r);
+	if (r->on_abort)
+		r->on_abort(r, status);
+	abort_all(r);
+	xp_loop_stop(r->loop);
+}
+
+void xp_run_usr1(struct xp_run *r)
+{
+	struct xp_conn *c;
+	struct xp_cli c2 = *r->cli;
+
+	/* Printed with or without --stats; JSON only if asked for. */
+	if (c2.stats == XP_STATS_OFF)
+		c2.stats = XP_STATS_TEXT;
+	for (c = r->head.next; c != &r->head; c = c->next)
+		if (c->st)
+			xp_cli_stats_line(&c2, c->st, "open",
+					  xp_loop_time(r->loop) - c->st->started);
+	if (r->on_usr1)
+		r->on_usr1(r);
+	fflush(stderr);
+}
+
+static void on_signal(struct xp_run *r, int sig)
+{
+	if (r->stopping) {
+		xp_log(1, "signal %d again: aborting", sig);
+		xp_run_abort(r, 128 + sig);
+		return;
+	}
+	xp_log(1, "signal %d: closing listeners, %u connection(s) open", sig, r->nconns);
+	xp_run_stop(r);
+}
+
+static int sigint_cb(void *arg)
+{
+	on_signal(arg, SIGINT);
+	return 0;
+}
+
+static int sigterm_cb(void *arg)
+{
+	on_signal(arg, SIGTERM);
+	return 0;
+}
+
+static int sigusr1_cb(void *arg)
+{
+	xp_run_usr1(arg);
+	return 0;
+}
+
+int xp_run_signals(struct xp_run *r)
+{
+	int err;
+
+	if ((err = xp_add_signal_handler(r->loop, SIGINT, sigint_cb, r)) < 0 ||
+	    (err = xp_add_signal_handler(r->loop, SIGTERM, sigterm_cb, r)) < 0 ||
+	    (err = xp_add_signal_handler(r->loop, SIGUSR1, sigusr1_cb, r)) < 0) {
+		xp_err("signal handlers: %s", xp_cli_strerror(err));
+		return XP_EXIT_FAIL;
+	}
+	return 0;
+}
+
+int xp_run_loop(struct xp_run *r)
+{
+	if (!r->worker)
+		xp_progress_start(r->loop, r->cli);
+	if (!(r->no_more && r->nconns == 0))
+		xp_loop_run_forever(r->loop);
+	if (!r->worker)
+		xp_progress_stop();
+	fflush(stderr);
+	return r->status;
+}
+
+void xp_run_finish(struct xp_run *r)
+{
+	xp_cli_stdio_restore();
+}
+
+/* ---- connections -------------------------------------------------- */
+
+struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
+{
+	struct xp_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->run = r;
+	c->t = t ? xp_transport_retain(t) : NULL;
+	c->next = &r->head;
+	c->prev = r->head.prev;
+	r->head.prev->next = c;
+	r->head.prev = c;
+	r->nconns++;
+	r->started++;
+	return c;
+}
+
+static void h_start(void *arg, const xp_conn_stats *st)
+{
+	struct xp_conn *c = arg;
+
+	c->st = st;
+	xp_log(1, "connection %s open", st->peer[0] ? st->peer : "-");
+}
+
+static void h_end(void *arg, const xp_conn_stats *st)
+{
+	xp_run_conn_end(arg, st);
+}
+
+static void h_data(void *arg, const xp_conn_stats *st, char dir, const void *data, size_t len)
+{
+	struct xp_conn *c = arg;
+
+	if (c->run->cli->hexdump)
+		xp_cli_hexdump(dir, data, len);
+	if (dir == '>')
+		xp_progress_add(len, 0);
+	else
+		xp_progress_add(0, len);
+}
+
+static void relay_done(xp_relay *rl, const xp_conn_stats *st, void *arg)
+{
+	xp_run_conn_end(arg, st);
+}
+
+void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay)
+{
+	const struct xp_cli *cli = c->run->cli;
+
+	memset(po, 0, sizeof(*po));
+	po->high = cli->high_water;
+	po->low = cli->low_water;
+	po->has_limits = 1;
+	po->read_size = cli->read_size;
+	po->idle_timeout = cli->idle_timeout > 0 ? cli->idle_timeout : 0;
+	po->hooks.on_start = h_start;
+	/* A relay reports its end through on_done, once both ends are gone. */
+	po->hooks.on_end = relay ? NULL : h_end;
+	if (cli->hexdump || cli->progress)
+		po->hooks.on_data = h_data;
+	po->hooks.arg = c;
+}
+
+void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro)
+{
+	const struct xp_cli *cli = c->run->cli;
+
+	memset(ro, 0, sizeof(*ro));
+	xp_run_proto_opts(c, &ro->proto, 1);
+	c->is_relay = 1;
+	ro->no_half_close = !cli->half_close;
+	ro->eof_timeout = cli->eof_timeout > 0 ? cli->eof_timeout : 0;
+	ro->on_done = relay_done;
+	ro->arg = c;
+	ro->child_signal = cli->signal;
+	ro->kill_after = cli->kill_after > 0 ? cli->kill_after : 0;
+}
+
+int xp_run_end_status(const xp_conn_stats *st)
+{
+	const char *e = st->end ? st->end : "closed";
+
+	if (!strcmp(e, "timeout"))
+		return XP_EXIT_TEMPFAIL;
+	if (!strcmp(e, "reset") || !strcmp(e, "error"))
+		return XP_EXIT_FAIL;
+	return 0;
+}
+
+/* The one failure line of a connection that did not end well. */
+static void report_end(struct xp_conn *c, int single)
+{
+	const xp_conn_stats *st = &c->last;
+	const char *peer = st->peer[0] ? st->peer : "connection";
+	const char *e = st->end ? st->end : "closed";
+	char why[128];
+
+	if (!strcmp(e, "timeout")) {
+		snprintf(why, sizeof(why), "%s",
+			 st->error && st->error != -ETIMEDOUT ? xp_cli_strerror(st->error) :
+								 "timed out");
+	} else if (st->error) {
+		snprintf(why, sizeof(why), "%s", xp_cli_strerror(st->error));
+	} else if (!strcmp(e, "reset")) {
+		snprintf(why, sizeof(why), "%s", xp_cli_strerror(-ECONNRESET));
+	} else {
+		snprintf(why, sizeof(why), "failed");
+	}
+	if (single)
+		xp_err("%s: %s", peer, why);
+	else
+		xp_log(0, "%s: %s", peer, why);
+}
+
+void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st)
+{
+	struct xp_run *r = c->run;
+	const struct xp_cli *cli = r->cli;
+	int s;
+
+	if (c->ended)
+		return;
+	c->ended = 1;
+	if (st)
+		c->last = *st;
+	else if (c->st)
+		c->last = *c->st;
+	if (!c->last.end)
+		c->last.end = "closed";
+	if (cli->stats)
+		xp_cli_stats_line(cli, &c->last, c->last.end, c->last.seconds);
+	xp_log(1, "connection %s closed (%s)", c->last.peer[0] ? c->last.peer : "-", c->last.end);
+	s = xp_run_end_status(&c->last);
+	if (s && !r->stopping && !r->status_set) {
+		report_end(c, r->single);
+		if (r->single)
+			xp_run_fail(r, s);
+	}
+	c->st = NULL;
+	if (r->on_conn_end)
+		r->on_conn_end(r, c);
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	r->nconns--;
+	if (c->t)
+		xp_transport_release(c->t);
+	free(c->cmd);
+	free(c);
+	xp_run_check_done(r);
+}

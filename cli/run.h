@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.h - what the five commands share: logging, addresses, readiness,
+ * stats, hexdump, progress, and the run context (loop, signals, the list
+ * of open connections, the exit status).
+ */
+#ifndef XPORT_CLI_RUN_H
+#define XPORT_CLI_RUN_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "opts.h"
+#include "xport.h"
+
+/* Exit statuses of the contract. */
+#define XP_EXIT_OK 0
+#define XP_EXIT_FAIL 1
+#define XP_EXIT_USAGE 64
+#define XP_EXIT_NOINPUT 66
+#define XP_EXIT_UNAVAILABLE 69
+#define XP_EXIT_OSERR 71
+#define XP_EXIT_TEMPFAIL 75
+#define XP_EXIT_NOEXEC 126
+#define XP_EXIT_NOTFOUND 127
+
+/* ---- log.c ---- */
+void xp_log_init(const struct xp_cli *c);
+/* level 0: notices (silenced by -q); 1: -v; 2: -vv. */
+int xp_log_on(int level);
+void xp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Failures: always printed, one `xport: ...` line. */
+void xp_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Text of an error code (negative errno or XP_E*). */
+const char *xp_cli_strerror(int err);
+
+/* ---- addr.c ---- */
+/* "HOST:PORT", "[V6]:PORT", "unix:PATH", "unix:@NAME"; an empty host is
+ * shown as "*" for servers and "localhost" for clients. */
+void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t size);
+xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
+			 const struct xp_cli_addr *a, const xp_server_opts *o);
+xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
+			  const struct xp_cli_addr *a, const xp_connect_opts *o);
+int xp_cli_connect_status(int err); /* 69, 75 or 1 */
+int xp_cli_listen_status(int err);  /* 71 or 1 */
+/* --allow/--deny: 1 if the peer may connect. */
+int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, socklen_t len);
+/* Formats a peer, showing v4-mapped IPv6 addresses as IPv4. */
+void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+/* Reset instead of FIN when the transport is aborted. */
+void xp_cli_set_linger0(xp_transport *t);
+
+/* ---- tlsopt.c ---- */
+/* Builds a TLS context from --cert/--key/--ca/--insecure/--pin/--alpn.
+ * On failure prints the `xport:` line and sets *status (66 or 1). */
+xp_tls_ctx *xp_cli_tls_ctx(const struct xp_cli *c, int server_side, int *status);
+
+/* ---- ready.c ---- */
+/* One `listening on ADDRESS` line per socket and the --port-file. */
+int xp_cli_ready(const struct xp_cli *c, const xp_sockaddr *addrs, int n);
+int xp_cli_ready_server(const struct xp_cli *c, xp_server *s);
+
+/* ---- stats.c ---- */
+void xp_cli_stats_line(const struct xp_cli *c, const xp_conn_stats *st, const char *end,
+		       double seconds);
+
+/* ---- hexdump.c ---- */
+void xp_cli_hexdump(char dir, const void *data, size_t len);
+
+/* ---- progress.c ---- */
+void xp_progress_add(uint64_t sent, uint64_t received);
+void xp_progress_start(xp_loop *loop, const struct xp_cli *c);
+void xp_progress_stop(void);
+
+/* ---- run.c ---- */
+struct xp_run;
+
+/* One connection (or one relay) the command is responsible for. */
+struct xp_conn {
+	struct xp_conn *prev, *next;
+	struct xp_run *run;
+	xp_transport *t;           /* retained: the socket to reset on abort */
+	xp_relay *relay;           /* when relay based */
+	const xp_conn_stats *st;   /* between on_start and the end */
+	xp_conn_stats last;        /* copy at the end */
+	int ended;
+	int is_relay;
+	void *cmd;                 /* the command's own per-connection data */
+};
+
+struct xp_run {
+	xp_loop *loop;
+	const struct xp_cli *cli;
+	struct xp_conn head;       /* list of open connections */
+	unsigned int nconns;
+	unsigned long started;     /* connections ever started */
+	xp_server *servers[4];
+	int nservers;
+	int no_more;               /* nothing new will start: stop when idle */
+	int stopping;              /* a first SIGINT/SIGTERM was handled */
+	int status;                /* exit status so far */
+	int status_set;
+	int worker;                /* a --workers thread (no signal handlers) */
+	xp_handle *grace;
+	/* Optional: the first signal (close listeners of the command). */
+	void (*on_stop)(struct xp_run *r);
+	/* Optional: every connection ended (e.g. pipe with -k keeps going). */
+	void (*on_conn_end)(struct xp_run *r, struct xp_conn *c);
+	/* Optional: SIGUSR1 extra lines (udp-echo peers). */
+	void (*on_usr1)(struct xp_run *r);
+	/* Optional: the second signal (workers: tell every thread). */
+	void (*on_abort)(struct xp_run *r, int status);
+	/* One connection at a time decides the exit status (clients,
+	 * pipe without -k, a server without -k). */
+	int single;
+	void *cmd;
+};
+
+int xp_run_init(struct xp_run *r, const struct xp_cli *c);
+/* Installs SIGINT/SIGTERM/SIGUSR1 handlers (not for workers). */
+int xp_run_signals(struct xp_run *r);
+/* Runs the loop until the command is done; returns the exit status. */
+int xp_run_loop(struct xp_run *r);
+void xp_run_finish(struct xp_run *r);
+void xp_run_add_server(struct xp_run *r, xp_server *s);
+void xp_run_close_servers(struct xp_run *r);
+/* Records a failure status (the first one wins) */
+void xp_run_fail(struct xp_run *r, int status);
+/* Stops the loop once no connection is left and nothing new will come. */
+void xp_run_check_done(struct xp_run *r);
+/* Signal actions, also called from the workers' main thread. */
+void xp_run_stop(struct xp_run *r);
+void xp_run_abort(struct xp_run *r, int status);
+void xp_run_usr1(struct xp_run *r);
+
+struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t);
+/* Proto options (watermarks, read size, idle timeout, hooks) for conn. */
+void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay);
+void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro);
+/* The connection ended (simple protocols: on_end; relays: on_done). */
+void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st);
+/* Status for a connection that ended this way (0, 1 or 75). */
+int xp_run_end_status(const xp_conn_stats *st);
+
+/* ---- stdio.c ---- */
+/* Attaches stdin/stdout (dup'd) as pipe transports to end `end` of r. */
+int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf);
+/* Puts fds 0 and 1 back to how they were (O_NONBLOCK). */
+void xp_cli_stdio_save(void);
+void xp_cli_stdio_restore(void);
+/* Pipe transports on an inherited descriptor. */
+int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf);
+
+/* ---- gate.c ---- */
+/* A protocol for accepted connections: checks --allow/--deny and
+ * --max-conns in connection_made (before any byte is read), then asks
+ * start() for the real protocol and hands the transport over to it. */
+typedef xp_protocol *(*xp_gate_start)(struct xp_run *r, xp_transport *t, void *arg);
+struct xp_gate_cfg {
+	struct xp_run *run;
+	xp_gate_start start;
+	void *arg;
+	unsigned int max_conns;  /* 0: no limit */
+};
+xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
+
+/* ---- udpadapt.c ---- */
+/* A connected UDP socket as relay end `end`: each chunk is one datagram. */
+int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
+		      double linger);
+
+#endif /* XPORT_CLI_RUN_H */

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stdio.c - standard input and output (or any inherited descriptor) as
+ * one end of a relay: a read pipe transport on a dup of the input and a
+ * write pipe transport on a dup of the output.  The pipe transports work
+ * on regular files, /dev/null, FIFOs, pipes and terminals alike.
+ *
+ * They make their descriptors non-blocking, which a dup shares with the
+ * original (and with the shell that started us): the flags of 0 and 1
+ * are saved first and put back at exit.
+ *
+ * --crlf: the input goes through a small filter (LF -> CRLF) into a pipe
+ * the relay reads, so the relay itself needs no knowledge of it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "run.h"
+
+static int saved_flags[2] = { -1, -1 };
+
+void xp_cli_stdio_save(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (saved_flags[i] < 0)
+			saved_flags[i] = fcntl(i, F_GETFL);
+}
+
+void xp_cli_stdio_restore(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (saved_flags[i] >= 0)
+			fcntl(i, F_SETFL, saved_flags[i]);
+}
+
+struct pfact {
+	xp_relay *r;
+	int end, writer;
+};
+
+static xp_protocol *pipe_factory(void *arg)
+{
+	struct pfact *f = arg;
+
+	return xp_relay_pipe_protocol(f->r, f->end, f->writer);
+}
+
+struct pwatch {
+	struct pfact f;
+	const char *what;
+};
+
+/* A pipe transport that could not be set up fails its end of the relay. */
+static void pipe_done(xp_future *fut, void *arg)
+{
+	struct pwatch *w = arg;
+	int err = xp_future_error(fut);
+
+	if (err && err != -ECANCELED) {
+		xp_err("%s: %s", w->what, xp_cli_strerror(err));
+		xp_relay_fail_end(w->f.r, w->f.end, err);
+	}
+	xp_future_release(fut);
+	free(w);
+}
+
+static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd)
+{
+	struct pwatch *w = calloc(1, sizeof(*w));
+	xp_future *fut;
+
+	if (!w) {
+		close(fd);
+		return -ENOMEM;
+	}
+	w->f = (struct pfact){ r, end, writer };
+	w->what = writer ? "standard output" : "standard input";
+	fut = writer ? xp_connect_write_pipe(loop, pipe_factory, &w->f, fd)
+		     : xp_connect_read_pipe(loop, pipe_factory, &w->f, fd);
+	if (!fut) {
+		int err = -errno;
+
+		xp_err("%s: %s", w->what, xp_cli_strerror(err));
+		close(fd);
+		free(w);
+		xp_relay_fail_end(r, end, err);
+		return err;
+	}
+	xp_future_add_done_callback(fut, pipe_done, w);
+	return 0;
+}
+
+/* ---- the --crlf filter ---------------------------------------------- */
+
+struct crlf {
+	xp_protocol in, out;
+	xp_transport *rt, *wt;
+	int lost;
+	int eof;
+	unsigned char last;
+};
+
+static void crlf_put(struct crlf *c)
+{
+	if (++c->lost == 2)
+		free(c);
+}
+
+static void in_made(xp_protocol *p, xp_transport *t)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
+
+	c->rt = t;
+	if (!c->wt)
+		xp_transport_pause_reading(t);
+}
+
+static int in_data(xp_protocol *p, const void *data, size_t len)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
+	const unsigned char *s = data;
+	unsigned char *buf = malloc(len * 2);
+	size_t o = 0;
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\n' && c->last != '\r')
+			buf[o++] = '\r';
+		buf[o++] = s[i];
+		c->last = s[i];
+	}
+	err = c->wt ? xp_transport_write(c->wt, buf, o) : 0;
+	free(buf);
+	return err < 0 ? err : 0;
+}
+
+static int in_eof(xp_protocol *p)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
+
+	c->eof = 1;
+	if (c->wt)
+		xp_transport_close(c->wt);	/* flushes; the relay sees EOF */
+	return 0;
+}
+
+static void in_lost(xp_protocol *p, int err)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
+
+	c->rt = NULL;
+	if (c->wt)
+		xp_transport_close(c->wt);
+	crlf_put(c);
+}
+
+static void out_made(xp_protocol *p, xp_transport *t)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
+
+	c->wt = t;
+	if (c->rt)
+		xp_transport_resume_reading(c->rt);
+	else if (c->eof || c->lost)
+		xp_transport_close(t);
+}
+
+static void out_pause(xp_protocol *p)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
+
+	if (c->rt)
+		xp_transport_pause_reading(c->rt);
+}
+
+static void out_resume(xp_protocol *p)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
+
+	if (c->rt)
+		xp_transport_resume_reading(c->rt);
+}
+
+static void out_lost(xp_protocol *p, int err)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
+
+	c->wt = NULL;
+	if (c->rt)
+		xp_transport_close(c->rt);
+	crlf_put(c);
+}
+
+static const xp_protocol_ops in_ops = {
+	.connection_made = in_made,
+	.connection_lost = in_lost,
+	.data_received = in_data,
+	.eof_received = in_eof,
+};
+
+static const xp_protocol_ops out_ops = {
+	.connection_made = out_made,
+	.connection_lost = out_lost,
+	.pause_writing = out_pause,
+	.resume_writing = out_resume,
+};
+
+static xp_protocol *crlf_in_factory(void *arg)
+{
+	return &((struct crlf *)arg)->in;
+}
+
+static xp_protocol *crlf_out_factory(void *arg)
+{
+	return &((struct crlf *)arg)->out;
+}
+
+static void crlf_fut_done(xp_future *fut, void *arg)
+{
+	xp_future_release(fut);
+}
+
+/* rfd -> filter -> pipe -> returned descriptor (what the relay reads). */
+static int crlf_filter(xp_loop *loop, int rfd)
+{
+	struct crlf *c = calloc(1, sizeof(*c));
+	xp_future *f1, *f2;
+	int p[2];
+
+	if (!c || pipe2(p, O_CLOEXEC) < 0) {
+		free(c);
+		close(rfd);
+		return -ENOMEM;
+	}
+	c->in.ops = &in_ops;
+	c->out.ops = &out_ops;
+	f1 = xp_connect_read_pipe(loop, crlf_in_factory, c, rfd);
+	f2 = xp_connect_write_pipe(loop, crlf_out_factory, c, p[1]);
+	if (!f1 || !f2) {
+		/* Not expected with fresh descriptors; fail the end. */
+		close(p[0]);
+		return -EIO;
+	}
+	xp_future_add_done_callback(f1, crlf_fut_done, NULL);
+	xp_future_add_done_callback(f2, crlf_fut_done, NULL);
+	return p[0];
+}
+
+int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)
+{
+	int err;
+
+	if (crlf) {
+		rfd = crlf_filter(loop, rfd);
+		if (rfd < 0) {
+			close(wfd);
+			xp_relay_fail_end(r, end, rfd);
+			return rfd;
+		}
+	}
+	err = start_pipe(loop, r, end, 0, rfd);
+	if (err < 0) {
+		close(wfd);
+		return err;
+	}
+	return start_pipe(loop, r, end, 1, wfd);
+}
+
+int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf)
+{
+	int in, out;
+
+	xp_cli_stdio_save();
+	in = fcntl(0, F_DUPFD_CLOEXEC, 3);
+	out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+	if (in < 0 || out < 0) {
+		int err = -errno;
+
+		xp_err("standard input/output: %s", strerror(errno));
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+		xp_relay_fail_end(r, end, err);
+		return err;
+	}
+	return xp_cli_fd_attach(loop, r, end, in, out, crlf);
+}

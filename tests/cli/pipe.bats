@@ -1,0 +1,175 @@
+#!/usr/bin/env bats
+# pipe ENDPOINT ENDPOINT: every endpoint kind, flow control, failures.
+
+load net_helpers
+
+setup() { net_setup; }
+teardown() { net_teardown; }
+
+@test "16 MiB byte-exact through pipe (stdio -> tcp-listen -> stdout), EOF passed on" {
+	big_file
+	bg_xport l pipe tcp-listen:127.0.0.1:0 -
+	wait_ready l
+	timeout 30 "$XPORT" pipe - "tcp:127.0.0.1:$PORT" <"$T/big" >"$T/back"
+	wait_exit "$BG_PID" 20
+	[ "$RC" -eq 0 ]
+	[ "$(sha "$T/l.out")" = "$(sha "$T/big")" ]
+	[ ! -s "$T/back" ]
+}
+
+@test "16 MiB both ways through tcp-listen + exec:cat" {
+	big_file
+	bg_xport l pipe tcp-listen:127.0.0.1:0 exec:cat
+	wait_ready l
+	timeout 30 "$XPORT" pipe stdio "tcp:127.0.0.1:$PORT" <"$T/big" >"$T/back"
+	[ "$(sha "$T/back")" = "$(sha "$T/big")" ]
+	wait_exit "$BG_PID"
+	[ "$RC" -eq 0 ]
+}
+
+@test "tcp-listen -k: one relay per connection, the other endpoint opened anew" {
+	bg_xport l pipe -k tcp-listen:127.0.0.1:0 'exec:echo "child $$"'
+	wait_ready l
+	timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" </dev/null >"$T/o1"
+	timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" </dev/null >"$T/o2"
+	grep -q '^child [0-9]' "$T/o1" && grep -q '^child [0-9]' "$T/o2"
+	[ "$(cat "$T/o1")" != "$(cat "$T/o2")" ]
+	kill -0 "$BG_PID"
+}
+
+@test "unix-listen and unix: endpoints" {
+	bg_xport l pipe "unix-listen:$T/s" exec:cat
+	wait_for_line "$T/l.err" "^listening on unix:$T/s\$"
+	echo via-unix | timeout 5 "$XPORT" pipe - "unix:$T/s" >"$T/o"
+	[ "$(cat "$T/o")" = via-unix ]
+}
+
+@test "udp: endpoint: each chunk is one datagram, replies come back" {
+	bg_xport u udp-echo 127.0.0.1:0
+	wait_ready u
+	$PY - "$XPORT" "$PORT" <<'PYEOF'
+import socket, subprocess, sys
+xport, port = sys.argv[1], sys.argv[2]
+# A peer that records the datagram sizes it gets, and echoes them.
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+rp = r.getsockname()[1]
+# tcp side feeds chunks through a socketpair-backed stdin
+p = subprocess.Popen([xport, "pipe", "-", "udp:127.0.0.1:%d" % rp],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+sizes = []
+for n in (5, 100, 1000):
+    p.stdin.write(b"x" * n); p.stdin.flush()
+    d, a = r.recvfrom(65536)
+    sizes.append(len(d))
+    r.sendto(b"reply%d\n" % n, a)
+p.stdin.close()
+out = p.stdout.read()
+assert p.wait(timeout=5) == 0
+assert sizes == [5, 100, 1000], sizes
+assert out == b"reply5\nreply100\nreply1000\n", out
+PYEOF
+	# and against udp-echo
+	echo hello | timeout 5 "$XPORT" pipe - "udp:127.0.0.1:$PORT" >"$T/o"
+	[ "$(cat "$T/o")" = hello ]
+}
+
+@test "fd:N endpoints: a pipe and a socket" {
+	echo from-fd5 >"$T/in5"
+	timeout 5 "$XPORT" pipe fd:5 exec:cat 5<>"$T/in5" >/dev/null
+	# fd 5 is read and written: cat's output went back into the file
+	grep -q from-fd5 "$T/in5"
+	bg_xport l pipe tcp-listen:127.0.0.1:0 exec:cat
+	wait_ready l
+	$PY - "$XPORT" "$PORT" <<'PYEOF'
+import socket, subprocess, sys, os
+xport, port = sys.argv[1], int(sys.argv[2])
+a, b = socket.socketpair()
+p = subprocess.Popen([xport, "pipe", "fd:%d" % b.fileno(), "tcp:127.0.0.1:%d" % port],
+                     pass_fds=[b.fileno()])
+b.close()
+a.settimeout(5)
+a.sendall(b"through-fd3")
+a.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = a.recv(100)
+    if not d:
+        break
+    got += d
+assert got == b"through-fd3", got
+assert p.wait(timeout=5) == 0
+PYEOF
+}
+
+@test "two listening endpoints are joined" {
+	bg_xport l pipe tcp-listen:127.0.0.1:0 tcp-listen:127.0.0.1:0
+	wait_for_count "$T/l.err" '^listening on ' 2
+	local p1 p2
+	p1=$(sed -n '1s/.*://p' "$T/l.err")
+	p2=$(sed -n '2s/.*://p' "$T/l.err")
+	$PY - "$p1" "$p2" <<'PYEOF'
+import socket, sys
+a = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+b = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
+a.sendall(b"a->b"); assert b.recv(10) == b"a->b"
+b.sendall(b"b->a"); assert a.recv(10) == b"b->a"
+PYEOF
+}
+
+@test "--high-water 1K against a slow reader: RSS stays flat" {
+	bg_xport l pipe --high-water 1K tcp-listen:127.0.0.1:0 'exec:cat /dev/zero'
+	wait_ready l
+	$PY - "$PORT" "$BG_PID" <<'PYEOF'
+import socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+def rss():
+    for l in open("/proc/%s/status" % pid):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+got, samples = 0, []
+end = time.time() + 2.0
+while time.time() < end:
+    got += len(s.recv(1024))
+    time.sleep(0.01)
+    samples.append(rss())
+base = samples[len(samples) // 4]
+assert got > 0
+assert max(samples) - base < 2048, ("RSS grew", base, max(samples))
+PYEOF
+}
+
+@test "failures: refused 69, in use 71, exec not found 127" {
+	run_xp 5 pipe - "tcp:127.0.0.1:$(closed_port)"
+	[ "$status" -eq 69 ]
+	one_error_line "connect 127.0.0.1:[0-9]*: Connection refused"
+	bg_xport l pipe tcp-listen:127.0.0.1:0 -
+	wait_ready l
+	run_xp 5 pipe "tcp-listen:127.0.0.1:$PORT" -
+	[ "$status" -eq 71 ]
+	one_error_line "Address already in use"
+	run_xp 5 pipe - 'exec:/nonexistent/prog'
+	[ "$status" -eq 127 ]
+	grep -q 'nonexistent/prog' "$T/fg.err"
+	run_xp 5 pipe - "unix:$T/nosock"
+	[ "$status" -eq 69 ]
+	one_error_line "unix:$T/nosock"
+}
+
+@test "--no-half-close: EOF on one side closes both" {
+	bg_xport l pipe tcp-listen:127.0.0.1:0 'exec:sleep 5; echo late'
+	wait_ready l
+	run_xp 5 pipe --no-half-close - "tcp:127.0.0.1:$PORT"
+	[ "$status" -eq 0 ]
+	[ ! -s "$T/fg.out" ]
+}
+
+@test "exec: command not executable: 126" {
+	printf 'echo x\n' >"$T/noexec"
+	chmod 644 "$T/noexec"
+	run_xp 5 pipe - "exec:$T/noexec"
+	[ "$status" -eq 126 ]
+}
