@@ -16,7 +16,6 @@
  */
 #include "internal.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -594,42 +593,21 @@ static void resolved(xp_future *f, void *arg)
 	conn_unref(c);
 }
 
-static bool all_digits(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 static void conn_resolve(struct conn *c, const char *host, const char *port)
 {
 	struct addrinfo hints = {.ai_family = c->opts.family, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
-	int r;
+	struct addrinfo *ai;
+	int r = xp__resolve(c->loop, host, port, &hints, &ai, &c->resolve);
 
-	/* Literals need no executor round trip. */
-	hints.ai_flags = AI_NUMERICHOST | (all_digits(port) ? AI_NUMERICSERV : 0);
-	r = getaddrinfo(host, port, &hints, &ai);
-	if (r == 0) {
+	if (r < 0) {
+		conn_finish(c, r);
+	} else if (ai) {
 		conn_start_ai(c, ai);
 		freeaddrinfo(ai);
-		return;
+	} else {
+		c->refs++;
+		xp_future_add_done_callback(c->resolve, resolved, c);
 	}
-	if (r != EAI_NONAME || !host) {
-		conn_finish(c, r == EAI_SYSTEM ? -errno : XP_ERESOLVE);
-		return;
-	}
-	hints.ai_flags &= ~AI_NUMERICHOST;
-	c->resolve = xp_getaddrinfo(c->loop, host, port, &hints);
-	if (!c->resolve) {
-		conn_finish(c, errno ? -errno : -ENOMEM);
-		return;
-	}
-	c->refs++;
-	xp_future_add_done_callback(c->resolve, resolved, c);
 }
 
 /* ---- public ------------------------------------------------------------- */

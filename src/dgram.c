@@ -678,66 +678,41 @@ static void dc_resolved(xp_future *f, void *arg)
 static int dc_resolve(struct dg_create *c, const char *host, const char *port, bool local,
 		      struct addrinfo **out, xp_future **fut)
 {
-	struct addrinfo hints = {0};
+	struct addrinfo hints = {.ai_family = c->family,
+				 .ai_socktype = SOCK_DGRAM,
+				 .ai_flags = local ? AI_PASSIVE : 0};
+	int r = xp__resolve(c->loop, host, port ? port : "0", &hints, out, fut);
 
-	hints.ai_family = c->family;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = (local ? AI_PASSIVE : 0) | AI_NUMERICHOST | AI_NUMERICSERV;
-	if (!port)
-		port = "0";
-	if (getaddrinfo(host, port, &hints, out) == 0)
-		return 0;
-	*out = NULL;
-	hints.ai_flags &= ~(AI_NUMERICHOST | AI_NUMERICSERV);
-	*fut = xp_getaddrinfo(c->loop, host, port, &hints);
-	if (!*fut)
-		return errno ? -errno : -ENOMEM;
-	c->pending++;
-	return 0;
-}
-
-/* "@name" is an abstract address. */
-static int dg_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
-{
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(sun->sun_path))
-		return -EINVAL;
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@')
-		sun->sun_path[0] = '\0';
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] != '@'));
-	return 0;
+	if (r == 0 && *fut)
+		c->pending++;
+	return r;
 }
 
 /* AF_UNIX endpoints: paths need no resolution.  Like asyncio, a stale
  * socket file at the local path is removed first (never another file). */
 static int dg_open_unix(const struct dg_create *c, const xp_datagram_opts *o)
 {
-	struct sockaddr_un la, ra;
+	xp_sockaddr la, ra;
 	struct addrinfo lai = {0}, rai = {0};
-	socklen_t len;
 	struct stat st;
 	int err;
 
 	if (o->local_host) {
-		err = dg_unix_addr(o->local_host, &la, &len);
+		err = xp__unix_addr(o->local_host, &la);
 		if (err)
 			return err;
 		if (o->local_host[0] != '@' && stat(o->local_host, &st) == 0 &&
 		    S_ISSOCK(st.st_mode))
 			unlink(o->local_host);
-		lai.ai_addr = (struct sockaddr *)&la;
-		lai.ai_addrlen = len;
+		lai.ai_addr = &la.u.sa;
+		lai.ai_addrlen = la.len;
 	}
 	if (o->remote_host) {
-		err = dg_unix_addr(o->remote_host, &ra, &len);
+		err = xp__unix_addr(o->remote_host, &ra);
 		if (err)
 			return err;
-		rai.ai_addr = (struct sockaddr *)&ra;
-		rai.ai_addrlen = len;
+		rai.ai_addr = &ra.u.sa;
+		rai.ai_addrlen = ra.len;
 	}
 	return dg_open(c, AF_UNIX, o->local_host ? &lai : NULL, o->remote_host ? &rai : NULL);
 }

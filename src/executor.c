@@ -313,6 +313,37 @@ xp_future *xp_getaddrinfo(xp_loop *loop, const char *host, const char *port,
 	return submit_call(loop, gai_work, q, free_addrinfo, gai_req_free);
 }
 
+static bool all_digits(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+int xp__resolve(xp_loop *loop, const char *host, const char *port,
+		const struct addrinfo *hints, struct addrinfo **ai, xp_future **fut)
+{
+	struct addrinfo h = *hints;
+	int r;
+
+	*ai = NULL;
+	*fut = NULL;
+	/* Literals need no executor round trip. */
+	h.ai_flags |= AI_NUMERICHOST | (all_digits(port) ? AI_NUMERICSERV : 0);
+	r = getaddrinfo(host, port, &h, ai);
+	if (r == 0)
+		return 0;
+	*ai = NULL;
+	if (r != EAI_NONAME || !host)
+		return resolve_error(r);
+	h.ai_flags = hints->ai_flags;
+	*fut = xp_getaddrinfo(loop, host, port, &h);
+	return *fut ? 0 : (errno ? -errno : -ENOMEM);
+}
+
 struct gni_req {
 	xp_sockaddr addr;
 	int flags;

@@ -116,6 +116,13 @@ bool xp__loop_thread_ok(xp_loop *loop, const char *what);
 int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg),
 			void *arg);
 
+/* Resolve host:port.  Numeric hosts are answered here and now: 0 with *ai
+ * set (freeaddrinfo it).  Names go to the executor: 0 with *fut set (its
+ * result an owned addrinfo list).  Otherwise a negative error (XP_ERESOLVE
+ * when the name cannot be resolved). */
+int xp__resolve(xp_loop *loop, const char *host, const char *port,
+		const struct addrinfo *hints, struct addrinfo **ai, xp_future **fut);
+
 /* fd helpers */
 int xp__set_nonblock(int fd, bool on);
 int xp__set_cloexec(int fd);

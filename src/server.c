@@ -12,7 +12,6 @@
  */
 #include "internal.h"
 
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -700,44 +699,26 @@ static void screate_resolved(xp_future *f, void *arg)
 	screate_free(sc);
 }
 
-static bool all_digits(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 static void screate_resolve(struct screate *sc, const char *host, const char *port)
 {
-	struct addrinfo hints = {.ai_family = sc->opts.family, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
+	struct addrinfo hints = {.ai_family = sc->opts.family,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai;
 	xp_future *rf;
-	int r;
+	int r = xp__resolve(sc->loop, sc->everywhere ? NULL : host, port ? port : "0", &hints,
+			    &ai, &rf);
 
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | (all_digits(port) ? AI_NUMERICSERV : 0);
-	r = getaddrinfo(sc->everywhere ? NULL : host, port ? port : "0", &hints, &ai);
-	if (r == 0) {
+	if (r < 0) {
+		xp_future_set_error(sc->fut, r);
+	} else if (ai) {
 		screate_bind(sc, ai);
 		freeaddrinfo(ai);
-		screate_free(sc);
+	} else {
+		xp_future_add_done_callback(rf, screate_resolved, sc);
 		return;
 	}
-	if (r != EAI_NONAME || sc->everywhere) {
-		xp_future_set_error(sc->fut, r == EAI_SYSTEM ? -errno : XP_ERESOLVE);
-		screate_free(sc);
-		return;
-	}
-	hints.ai_flags &= ~AI_NUMERICHOST;
-	rf = xp_getaddrinfo(sc->loop, host, port ? port : "0", &hints);
-	if (!rf) {
-		xp_future_set_error(sc->fut, errno ? -errno : -ENOMEM);
-		screate_free(sc);
-		return;
-	}
-	xp_future_add_done_callback(rf, screate_resolved, sc);
+	screate_free(sc);
 }
 
 static int check_server_opts(xp_protocol_factory factory, const xp_server_opts *o)
