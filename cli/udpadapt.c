@@ -30,6 +30,7 @@ struct udpa {
 	xp_handle *timer;
 	int refs;
 	int ending;
+	int failed;             /* the UDP socket could not be made */
 	char name[300];
 };
 
@@ -49,7 +50,9 @@ static void sp_made(xp_protocol *p, xp_transport *t)
 	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
 
 	u->st = t;
-	if (!u->dt)
+	if (u->failed)
+		xp_transport_abort(t);
+	else if (!u->dt)
 		xp_transport_pause_reading(t);	/* until the UDP socket exists */
 }
 
@@ -193,11 +196,12 @@ static void dgram_done(xp_future *f, void *arg)
 	if (err) {
 		xp_err("udp %s: %s", u->name, xp_cli_strerror(err));
 		xp_run_fail(u->run, xp_cli_connect_status(err));
-		u->refs--;	/* the datagram side will never come */
+		/* The datagram side will never come; the pair side (made or
+		 * still to come) is aborted and drops the last reference. */
+		u->failed = 1;
+		u->refs--;
 		if (u->st)
 			xp_transport_abort(u->st);
-		else
-			put(u);
 	}
 	xp_future_release(f);
 }
