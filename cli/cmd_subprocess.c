@@ -28,10 +28,6 @@ struct sub {
 	char name[300];
 };
 
-/* relay.c: fd-2 data of a subprocess end goes to fd instead of the other
- * end (not in xport.h yet; --stderr separate needs it). */
-void xp__relay_set_stderr_fd(xp_relay *r, int end, int fd);
-
 struct spawn {
 	struct sub *s;
 	xp_relay *r;
@@ -91,7 +87,7 @@ static void spawn_child(struct sub *s, xp_relay *r)
 		break;
 	case XP_STDERR_SEPARATE:
 		o.err.mode = XP_STDIO_PIPE;
-		xp__relay_set_stderr_fd(r, 0, 2);
+		xp_relay_set_stderr_fd(r, 0, 2);
 		break;
 	case XP_STDERR_INHERIT:
 		o.err.mode = XP_STDIO_INHERIT;

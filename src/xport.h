@@ -587,6 +587,10 @@ void xp_relay_fail_end(xp_relay *r, int end, int err);
 void xp_relay_close(xp_relay *r);
 void xp_relay_abort(xp_relay *r);
 const xp_conn_stats *xp_relay_stats(const xp_relay *r);
+/* A subprocess end's stderr pipe (stderr mode XP_STDIO_PIPE) is written to
+ * fd (e.g. 2) instead of being relayed to the other end.  Call before the
+ * subprocess starts. */
+void xp_relay_set_stderr_fd(xp_relay *r, int end, int fd);
 
 /* exec: every connection gets its own `/bin/sh -c command`, relayed to the
  * connection; the child sees XPORT_PEER_ADDR, XPORT_PEER_PORT,

@@ -73,7 +73,6 @@ void xp__relay_ref(xp_relay *r);
 void xp__relay_unref(xp_relay *r);
 /* fd-2 data of a subprocess end goes to fd (plain write) instead of the
  * other end. */
-void xp__relay_set_stderr_fd(xp_relay *r, int end, int fd);
 /* A future creating the end's transport: cancelled if the relay winds
  * down first.  Not retained; clear it (NULL) before releasing it. */
 void xp__relay_set_pending(xp_relay *r, int end, xp_future *fut);

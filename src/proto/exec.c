@@ -123,7 +123,7 @@ static void start_child(struct exec_proto *x, xp_relay *r, xp_transport *t)
 	switch (x->o.stderr_mode) {
 	case XP_EXEC_STDERR_SEPARATE:
 		so.err.mode = XP_STDIO_PIPE;
-		xp__relay_set_stderr_fd(r, 1, 2);
+		xp_relay_set_stderr_fd(r, 1, 2);
 		break;
 	case XP_EXEC_STDERR_INHERIT:
 		so.err.mode = XP_STDIO_INHERIT;

@@ -929,7 +929,7 @@ const xp_conn_stats *xp_relay_stats(const xp_relay *r)
 	return &r->st;
 }
 
-void xp__relay_set_stderr_fd(xp_relay *r, int end, int fd)
+void xp_relay_set_stderr_fd(xp_relay *r, int end, int fd)
 {
 	r->end[end].stderr_fd = fd;
 }
