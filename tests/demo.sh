@@ -17,6 +17,8 @@ trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# runsh 'SHELL LINE': show it as typed, then run it ($X reads as xport).
+runsh() { printf '$ %s\n' "${1//\$X/xport}"; eval "$1"; }
 
 # start NAME ARGS...: run `xport ARGS --port-file F` in the background and
 # set $port once it is listening.
@@ -44,7 +46,7 @@ fi
 say "An echo server on a free port (RFC 862), talked to with tcp-client"
 start echo tcp-server 127.0.0.1:0 --proto echo
 echo_port=$port
-run bash -c "printf 'hello, echo\n' | $X tcp-client 127.0.0.1:$echo_port"
+runsh "printf 'hello, echo\\n' | \$X tcp-client 127.0.0.1:$echo_port"
 
 say "CI's job: wait for a port, then check it"
 run "$X" tcp-client --wait-for 5 --check "127.0.0.1:$echo_port" && echo "reachable (exit 0)"
@@ -53,23 +55,22 @@ echo "unreachable (exit $?)"
 
 say "A TCP proxy in front of the echo server"
 start fwd tcp-server 127.0.0.1:0 --forward "127.0.0.1:$echo_port"
-run bash -c "printf 'through the proxy\n' | $X tcp-client 127.0.0.1:$port"
+runsh "printf 'through the proxy\\n' | \$X tcp-client 127.0.0.1:$port"
 
 say "A command per connection, with the peer in its environment"
 start exec tcp-server 127.0.0.1:0 --exec 'echo "peer port $XPORT_PEER_PORT"; tr a-z A-Z'
-run bash -c "printf 'shout this\n' | $X tcp-client 127.0.0.1:$port"
+runsh "printf 'shout this\\n' | \$X tcp-client 127.0.0.1:$port"
 
 say "Streaming a process's output over TCP (subprocess --connect)"
 start sink tcp-server 127.0.0.1:0 --once
 sink_port=$port
-run "$X" subprocess --connect "127.0.0.1:$sink_port" -- sh -c 'for i in 1 2 3; do echo "build step $i"; done'
+echo "(the sink, tcp-server --once, prints what it receives)"
+runsh "\$X subprocess --connect 127.0.0.1:$sink_port -- sh -c 'for i in 1 2 3; do echo build step \$i; done'"
 wait "${pids[-1]}" 2>/dev/null
-echo "(what the sink printed)"
-sleep 0.2
 
 say "pipe: relay stdin to the echo server, 1 MiB byte-exact, with stats"
 head -c 1048576 /dev/urandom >"$tmp/blob"
-"$X" pipe --stats - "tcp:127.0.0.1:$echo_port" <"$tmp/blob" >"$tmp/back"
+runsh "\$X pipe --stats - tcp:127.0.0.1:$echo_port <\$tmp/blob >\$tmp/back"
 cmp "$tmp/blob" "$tmp/back" && echo "1 MiB went out and came back identical"
 
 say "UDP echo for many peers at once"
@@ -88,10 +89,10 @@ EOF
 say "TLS: an echo server with an ephemeral certificate, a client pinning it"
 start tls tcp-server 127.0.0.1:0 --proto echo --tls
 fp=$(grep -o 'sha256:[0-9a-f]*' "$tmp/tls.err" | head -n 1)
-run bash -c "printf 'secret\n' | $X tcp-client --tls --pin $fp 127.0.0.1:$port"
+runsh "printf 'secret\\n' | \$X tcp-client --tls --pin $fp 127.0.0.1:$port"
 
 say "Hexdump of a short exchange (-x)"
-run bash -c "printf 'xport\n' | $X tcp-client -x 127.0.0.1:$echo_port"
+runsh "printf 'xport\\n' | \$X tcp-client -x 127.0.0.1:$echo_port"
 
 echo
 echo "demo: done"
