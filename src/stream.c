@@ -396,12 +396,24 @@ static void splice_unlink(struct stream *s)
 	}
 }
 
+static bool is_byte_stream(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
 int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
 		      void *arg)
 {
 	if (src->vt != &stream_vt || dst->vt != &stream_vt || src == dst)
 		return -ENOTSUP;
 	struct stream *s = to_stream(src), *d = to_stream(dst);
+	/* Only byte streams: splicing a SEQPACKET socket through a pipe could
+	 * cut its records. */
+	if (!is_byte_stream(s->fd) || !is_byte_stream(d->fd))
+		return -ENOTSUP;
 	if (src->lost_scheduled || dst->closing || d->eof_called || s->splice_to ||
 	    d->splice_from || d->sf)
 		return -EBUSY;

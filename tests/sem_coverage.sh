@@ -10,7 +10,7 @@ if [[ ! -f $spec ]]; then
 	exit 0
 fi
 cases=$(grep -oE '^[0-9]+\.' "$spec" | tr -d . | sort -n | uniq)
-covered=$(grep -ohE 'sem_[0-9]+(_[0-9]+)*' tests/unit/*.c | sed 's/^sem_//' | tr _ '\n' | sort -n | uniq)
+covered=$(grep -ohE 'sem_[0-9]+(_[0-9]+)*' tests/unit/*.c | sed 's/^sem_//' | tr _ '\n' | sed 's/^0*\([0-9]\)/\1/' | sort -n | uniq)
 n=0
 for c in $cases; do
 	n=$((n + 1))

@@ -54,7 +54,8 @@ in_man() {
 	done
 	for s in XDG_STATE_HOME XPORT_PEER_ADDR XPORT_PEER_PORT \
 		 XPORT_LOCAL_ADDR XPORT_LOCAL_PORT xport/history \
-		 'listening on' SIGUSR1 SIGPIPE; do
+		 'listening on' SIGUSR1 SIGPIPE XPORT_DEBUG XPORT_NO_SPLICE \
+		 '$if xport'; do
 		grep -qF -e "$s" "$MAN"
 	done
 	# the EXIT STATUS entries

@@ -150,6 +150,19 @@ TEST(splice_refuses_non_stream_and_busy)
 	setup(&f);
 	CHECK_EQ(xp__stream_splice(f.ta, f.tb, counted, &f), -EBUSY);
 	CHECK_EQ(xp__stream_splice(f.ta, f.ta, counted, &f), -ENOTSUP);
+	/* a SEQPACKET socket keeps its records: never spliced */
+	int sp[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sp) == 0);
+	struct rec *rs = rec_new(&rec_stream_ops, f.loop);
+	xp_transport *ts = xp__stream_new(f.loop, sp[0], &rs->base);
+	REQUIRE(ts);
+	xp__transport_start(ts, NULL);
+	CHECK_EQ(xp__stream_splice(ts, f.ta, counted, &f), -ENOTSUP);
+	CHECK_EQ(xp__stream_splice(f.tb, ts, counted, &f), -ENOTSUP);
+	xp_transport_abort(ts);
+	rec_run_until(f.loop, rec_cond_lost, rs, 5);
+	close(sp[1]);
+	rec_free(rs);
 	teardown(&f);
 }
 
