@@ -224,8 +224,10 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 		open_connect(px, r, i, 1);
 		break;
 	case XP_EP_UDP:
+		/* Replies are accepted for --eof-timeout after EOF from the
+		 * other side: 0.5 s when not given, for ever with 0. */
 		xp_cli_udp_attach(&px->run, r, i, &e->addr,
-				  px->cli->eof_timeout > 0 ? px->cli->eof_timeout : 0.5);
+				  px->cli->eof_timeout < 0 ? 0.5 : px->cli->eof_timeout);
 		break;
 	case XP_EP_EXEC:
 		open_exec(px, r, i);
@@ -253,6 +255,21 @@ static int stats_end(const struct xp_cli *c)
 	return 0;
 }
 
+/* The name of the stats end when the library cannot give one: a udp:
+ * endpoint is relayed through an internal socket pair, and an fd:N socket
+ * may be an unnamed one. */
+static void peer_label(const struct xp_cli_endpoint *e, char *buf, size_t size)
+{
+	char a[120];	/* "udp:" + this fits in a label */
+
+	if (e->kind == XP_EP_UDP) {
+		xp_cli_addr_str(&e->addr, 0, a, sizeof(a));
+		snprintf(buf, size, "udp:%s", a);
+	} else if (e->kind == XP_EP_FD) {
+		snprintf(buf, size, "fd:%d", e->fd);
+	}
+}
+
 static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 {
 	struct xp_conn *c = xp_run_conn_new(&px->run, t);
@@ -263,6 +280,14 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 		return NULL;
 	xp_run_relay_opts(c, &ro);
 	ro.stats_end = stats_end(px->cli);
+	peer_label(&px->cli->ep[ro.stats_end], c->label, sizeof(c->label));
+	/* A udp: end has no EOF of its own: after EOF from the other side it
+	 * accepts replies for --eof-timeout, then closes (udpadapt.c).  That
+	 * is the relay's EOF wait, so the relay does not run a second timer
+	 * for it (the two would fire together and the relay's would win,
+	 * turning the clean end into a timeout). */
+	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP)
+		ro.eof_timeout = 0;
 	r = xp_relay_new(px->run.loop, &ro);
 	if (!r) {
 		xp_run_conn_end(c, NULL);
@@ -323,11 +348,13 @@ static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
 	return xp_relay_stream_protocol(r, i);
 }
 
-/* A relay still waiting for its second listener when the run ends. */
+/* The first signal: udp: ends waiting for replies close, and a relay
+ * still waiting for its second listener is given up. */
 static void pipe_on_stop(struct xp_run *run)
 {
 	struct pipe_ctx *px = XP_CONTAINER_OF(run, struct pipe_ctx, run);
 
+	xp_cli_udp_stop(run);
 	while (px->waitq) {
 		struct waiting *w = px->waitq;
 

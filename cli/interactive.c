@@ -15,7 +15,9 @@
  *    ends, as rlwrap does, so the user types right after it.
  *  - Ctrl-D on an empty line sends EOF (write_eof: half-close), gives the
  *    terminal back, and keeps printing what the peer still sends.  The
- *    peer closing ends the session with exit 0.
+ *    peer closing ends the session with exit 0.  --eof-timeout N gives
+ *    up N seconds after Ctrl-D (exit 75); not given or 0: wait for ever,
+ *    the same meaning as for relays.
  *  - SIGINT/SIGTERM/SIGHUP: the contract's graceful stop, not a shell's
  *    "discard the line": the connection is closed (flushed), after
  *    --grace seconds reset; exit 0.  A second one resets at once and
@@ -205,7 +207,7 @@ static void arm(struct ia *s)
 		return;
 	if (c->idle_timeout > 0)
 		when = s->last_traffic + c->idle_timeout;
-	if (s->stdin_eof && c->eof_timeout >= 0) {
+	if (s->stdin_eof && c->eof_timeout > 0) {
 		double e = s->eof_at + c->eof_timeout;
 
 		if (when < 0 || e < when)
@@ -230,7 +232,7 @@ static int on_timer(void *arg)
 	const struct xp_cli *c = s->c;
 	double now = xp_loop_time(s->loop);
 	int idle = c->idle_timeout > 0 && now >= s->last_traffic + c->idle_timeout;
-	int eof = s->stdin_eof && c->eof_timeout >= 0 && now >= s->eof_at + c->eof_timeout;
+	int eof = s->stdin_eof && c->eof_timeout > 0 && now >= s->eof_at + c->eof_timeout;
 
 	s->timer = NULL;
 	if (!idle && !eof) {

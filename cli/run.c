@@ -164,9 +164,12 @@ void xp_run_usr1(struct xp_run *r)
 	if (c2.stats == XP_STATS_OFF)
 		c2.stats = XP_STATS_TEXT;
 	for (c = r->head.next; c != &r->head; c = c->next)
-		if (c->st)
-			xp_cli_stats_line(&c2, c->st, "open",
-					  xp_loop_time(r->loop) - c->st->started);
+		if (c->st) {
+			xp_conn_stats st = *c->st;
+
+			xp_run_fix_peer(c, &st);
+			xp_cli_stats_line(&c2, &st, "open", xp_loop_time(r->loop) - st.started);
+		}
 	if (r->on_usr1)
 		r->on_usr1(r);
 	fflush(stderr);
@@ -233,6 +236,31 @@ void xp_run_finish(struct xp_run *r)
 
 /* ---- connections -------------------------------------------------- */
 
+/* The library names a peer by its address; an unnamed Unix socket (one
+ * end of a socket pair, or a client that did not bind) comes out as a bare
+ * "unix:".  Use the connection's label instead, else the local socket
+ * (the listening path the peer connected to), else "socketpair". */
+void xp_run_fix_peer(const struct xp_conn *c, xp_conn_stats *st)
+{
+	const xp_sockaddr *sa;
+	char buf[sizeof(st->peer)];
+
+	if (st->peer[0] && strcmp(st->peer, "unix:") != 0)
+		return;
+	if (c->label[0]) {
+		snprintf(st->peer, sizeof(st->peer), "%s", c->label);
+		return;
+	}
+	if (!st->peer[0])
+		return;	/* "-" / "connection": not a socket at all */
+	sa = c->t ? xp_transport_get_extra_info(c->t, "sockname", NULL) : NULL;
+	if (sa && sa->len > 0 && xp_sockaddr_format(&sa->u.sa, sa->len, buf, sizeof(buf)) == 0 &&
+	    strcmp(buf, "unix:") != 0)
+		snprintf(st->peer, sizeof(st->peer), "%s", buf);
+	else
+		snprintf(st->peer, sizeof(st->peer), "socketpair");
+}
+
 struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
 {
 	struct xp_conn *c = calloc(1, sizeof(*c));
@@ -253,9 +281,11 @@ struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
 static void h_start(void *arg, const xp_conn_stats *st)
 {
 	struct xp_conn *c = arg;
+	xp_conn_stats named = *st;
 
 	c->st = st;
-	xp_log(1, "connection %s open", st->peer[0] ? st->peer : "-");
+	xp_run_fix_peer(c, &named);
+	xp_log(1, "connection %s open", named.peer[0] ? named.peer : "-");
 }
 
 static void h_end(void *arg, const xp_conn_stats *st)
@@ -364,6 +394,7 @@ void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st)
 		c->last = *c->st;
 	if (!c->last.end)
 		c->last.end = "closed";
+	xp_run_fix_peer(c, &c->last);
 	if (cli->stats)
 		xp_cli_stats_line(cli, &c->last, c->last.end, c->last.seconds);
 	xp_log(1, "connection %s closed (%s)", c->last.peer[0] ? c->last.peer : "-", c->last.end);

@@ -87,6 +87,10 @@ struct xp_conn {
 	int ended;
 	int is_relay;
 	void *cmd;                 /* the command's own per-connection data */
+	/* What to call the peer when the library cannot name it (an unnamed
+	 * Unix socket, e.g. the udp: endpoint's internal socket pair or an
+	 * inherited fd:N socket pair): "udp:HOST:PORT", "fd:N". */
+	char label[128];
 };
 
 struct xp_run {
@@ -138,6 +142,9 @@ struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t);
 /* Proto options (watermarks, read size, idle timeout, hooks) for conn. */
 void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay);
 void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro);
+/* Puts c->label (or another name) for a peer the library shows as a bare
+ * "unix:" or not at all (only with a label). */
+void xp_run_fix_peer(const struct xp_conn *c, xp_conn_stats *st);
 /* The connection ended (simple protocols: on_end; relays: on_done). */
 void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st);
 /* Status for a connection that ended this way (0, 1 or 75). */
@@ -169,5 +176,8 @@ xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */
 int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
 		      double linger);
+/* The run is stopping (first SIGINT/SIGTERM): udp: ends already past EOF,
+ * waiting for replies, close now. */
+void xp_cli_udp_stop(struct xp_run *run);
 
 #endif /* XPORT_CLI_RUN_H */

@@ -10,8 +10,10 @@
  * "each chunk read from the other side is one datagram" holds.
  *
  * UDP has no EOF: when the other side ends, replies are still accepted
- * for `linger` seconds (--eof-timeout, default 0.5 s, like socat -t),
- * then the adapter closes and the relay sees its EOF.
+ * for `linger` seconds (--eof-timeout, default 0.5 s, like socat -t; 0:
+ * until the run stops), then the adapter closes and the relay sees its
+ * EOF, a clean end.  The relay runs no EOF timer of its own for a udp:
+ * end (cmd_pipe.c): this linger is that wait.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "run.h"
 
 struct udpa {
+	struct udpa *next;      /* all adapters, for xp_cli_udp_stop() */
 	xp_protocol dp, sp;     /* datagram side, pair side */
 	xp_transport *dt, *st;
 	struct xp_run *run;
@@ -34,11 +37,20 @@ struct udpa {
 	char name[300];
 };
 
+static struct udpa *all;
+
 static void put(struct udpa *u)
 {
 	if (--u->refs == 0) {
+		struct udpa **pu;
+
 		if (u->timer)
 			xp_handle_cancel(u->timer);
+		for (pu = &all; *pu; pu = &(*pu)->next)
+			if (*pu == u) {
+				*pu = u->next;
+				break;
+			}
 		free(u);
 	}
 }
@@ -65,16 +77,33 @@ static int sp_data(xp_protocol *p, const void *data, size_t len)
 	return 0;
 }
 
+static void linger_end(struct udpa *u)
+{
+	if (u->dt)
+		xp_transport_close(u->dt);
+	if (u->st)
+		xp_transport_close(u->st);
+}
+
 static int linger_cb(void *arg)
 {
 	struct udpa *u = arg;
 
 	u->timer = NULL;
-	if (u->dt)
-		xp_transport_close(u->dt);
-	if (u->st)
-		xp_transport_close(u->st);
+	linger_end(u);
 	return 0;
+}
+
+void xp_cli_udp_stop(struct xp_run *run)
+{
+	for (struct udpa *u = all; u; u = u->next)
+		if (u->run == run && u->ending) {
+			if (u->timer) {
+				xp_handle_cancel(u->timer);
+				u->timer = NULL;
+			}
+			linger_end(u);
+		}
 }
 
 static int sp_eof(xp_protocol *p)
@@ -83,7 +112,12 @@ static int sp_eof(xp_protocol *p)
 
 	if (!u->ending) {
 		u->ending = 1;
-		u->timer = xp_call_later(xp_transport_get_loop(u->st), u->linger, linger_cb, u);
+		if (u->linger > 0)
+			u->timer = xp_call_later(xp_transport_get_loop(u->st), u->linger,
+						 linger_cb, u);
+		else if (u->run->stopping)
+			linger_end(u);
+		/* else for ever: until a signal stops the run */
 	}
 	return 1;	/* keep writing replies until the linger ends */
 }
@@ -227,6 +261,8 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 	u->run = run;
 	u->linger = linger;
 	u->refs = 2;
+	u->next = all;
+	all = u;
 	xp_cli_addr_str(a, 0, u->name, sizeof(u->name));
 	rf->r = r;
 	rf->end = end;

@@ -82,6 +82,10 @@ elif mode == "hold":
 elif mode == "linger":
     read_to_eof()
     time.sleep(30)
+elif mode == "late":
+    read_to_eof()
+    wait_trigger()
+    c.sendall(b"late reply\n")
 c.close()
 with open(log, "wb") as f:
     f.write(got)
@@ -373,4 +377,18 @@ line_of() {
 	tm send-keys C-d
 	[ "$(wait_exit)" = 75 ]
 	wait_screen '^xport: 127\.0\.0\.1:[0-9]+: timed out waiting for EOF'
+}
+
+@test "interactive: --eof-timeout 0 waits for ever after Ctrl-D, as for relays" {
+	# It used to give up at once (0 s after Ctrl-D, status 75).
+	peer late
+	client tcp-client --eof-timeout 0 "127.0.0.1:$PORT"
+	wait_screen '^>'
+	tm send-keys C-d
+	sleep 1
+	[ ! -e "$T/exit" ]
+	touch "$T/trigger"
+	wait_screen '^late reply'
+	[ "$(wait_exit)" = 0 ]
+	! screen | grep -q 'timed out'
 }

@@ -75,6 +75,70 @@ PYEOF
 	[ "$(cat "$T/o")" = hello ]
 }
 
+@test "udp: endpoint: replies are taken for --eof-timeout after EOF, then exit 0" {
+	# The relay's own EOF timer used to fire together with the endpoint's
+	# wait and win: exit 75, "xport: unix:: timed out".
+	$PY - "$XPORT" <<'PYEOF'
+import os, socket, subprocess, sys, time
+xport = sys.argv[1]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+t0 = time.time()
+rfd, wfd = os.pipe()
+p = subprocess.Popen([xport, "pipe", "--eof-timeout", "1", "-",
+                      "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=rfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(rfd)
+os.write(wfd, b"query"); os.close(wfd)      # EOF at once
+d, a = r.recvfrom(65536)
+time.sleep(0.4)                               # well inside the second
+r.sendto(b"late reply\n", a)
+out, err = p.communicate(timeout=5)
+took = time.time() - t0
+assert p.returncode == 0, (p.returncode, err)
+assert err == b"", err
+assert out == b"late reply\n", out
+assert 0.9 <= took < 3, took                  # it did wait the second
+PYEOF
+}
+
+@test "udp: endpoint: --eof-timeout 0 takes replies until SIGINT, exit 0" {
+	$PY - "$XPORT" <<'PYEOF'
+import os, signal, socket, subprocess, sys, time
+xport = sys.argv[1]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+rfd, wfd = os.pipe()
+p = subprocess.Popen([xport, "pipe", "--eof-timeout", "0", "-",
+                      "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=rfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(rfd)
+os.write(wfd, b"query"); os.close(wfd)
+d, a = r.recvfrom(65536)
+time.sleep(1.0)                               # past the 0.5 s default
+assert p.poll() is None, "gave up waiting for replies"
+r.sendto(b"much later\n", a)
+time.sleep(0.2)
+p.send_signal(signal.SIGINT)                  # closes the endpoint at once
+out, err = p.communicate(timeout=3)
+assert p.returncode == 0, (p.returncode, err)
+assert out == b"much later\n", out
+assert err == b"", err
+PYEOF
+}
+
+@test "udp: endpoint: a timeout names it udp:HOST:PORT, never a bare unix:" {
+	bg_xport u udp-echo 127.0.0.1:0
+	wait_ready u
+	run_xp 5 pipe --stats --idle-timeout 0.3 - "udp:127.0.0.1:$PORT" < <(sleep 3)
+	[ "$status" -eq 75 ]
+	grep -q "^xport: stats udp:127\.0\.0\.1:$PORT sent=0 received=0 .*end=timeout\$" "$T/fg.err"
+	grep -q "^xport: udp:127\.0\.0\.1:$PORT: timed out\$" "$T/fg.err"
+	! grep -q 'unix:' "$T/fg.err"
+}
+
 @test "fd:N endpoints: a pipe and a socket" {
 	echo from-fd5 >"$T/in5"
 	timeout 5 "$XPORT" pipe fd:5 exec:cat 5<>"$T/in5" >/dev/null
