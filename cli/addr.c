@@ -77,7 +77,7 @@ int xp_cli_connect_status(int err)
 	case -EHOSTDOWN:
 	case -ENETDOWN:
 	case -EADDRNOTAVAIL:
-	case -ENOENT:		/* unix socket path */
+	case -ENOENT: /* unix socket path */
 	case -ECONNRESET:
 	case -EAFNOSUPPORT:
 	case XP_ERESOLVE:
@@ -143,7 +143,8 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 		family = AF_INET;
 		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
 	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 
 		if (IN6_IS_ADDR_V4MAPPED(a6)) {
 			family = AF_INET;
@@ -153,7 +154,7 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 			memcpy(addr, a6, 16);
 		}
 	} else {
-		return 1;	/* Unix sockets have no address to check */
+		return 1; /* Unix sockets have no address to check */
 	}
 	for (i = 0; i < c->n_rules; i++) {
 		if (cidr_match(&c->rules[i], family, addr))
@@ -169,7 +170,7 @@ void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, si
 		const struct sockaddr_in6 *s6 = (const void *)sa;
 
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+			struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
 
 			memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
 			xp_sockaddr_format((struct sockaddr *)&s4, sizeof(s4), buf, size);
@@ -183,7 +184,7 @@ void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, si
 void xp_cli_set_linger0(xp_transport *t)
 {
 	const int *fd = xp_transport_get_extra_info(t, "socket", NULL);
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
 
 	if (fd && *fd >= 0)
 		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));

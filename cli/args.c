@@ -30,16 +30,53 @@
 /* ------------------------------------------------------------ the table */
 
 enum opt_id {
-	O_HELP, O_VERSION, O_VERBOSE, O_QUIET, O_GRACE, O_DUMP, O_PARSE_ONLY,
-	O_HIGH_WATER, O_LOW_WATER, O_READ_SIZE, O_HALF_CLOSE, O_NO_HALF_CLOSE,
-	O_EOF_TIMEOUT, O_IDLE_TIMEOUT, O_CONNECT_TIMEOUT, O_HEXDUMP, O_STATS,
+	O_HELP,
+	O_VERSION,
+	O_VERBOSE,
+	O_QUIET,
+	O_GRACE,
+	O_DUMP,
+	O_PARSE_ONLY,
+	O_HIGH_WATER,
+	O_LOW_WATER,
+	O_READ_SIZE,
+	O_HALF_CLOSE,
+	O_NO_HALF_CLOSE,
+	O_EOF_TIMEOUT,
+	O_IDLE_TIMEOUT,
+	O_CONNECT_TIMEOUT,
+	O_HEXDUMP,
+	O_STATS,
 	O_PROGRESS,
-	O_TLS, O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
-	O_KEEP_OPEN, O_ONCE, O_MAX_CONNS, O_BACKLOG, O_REUSE_PORT, O_WORKERS,
-	O_ALLOW, O_DENY, O_PORT_FILE,
-	O_PROTO, O_EXEC, O_FORWARD,
-	O_WAIT_FOR, O_CHECK, O_CRLF, O_NO_READLINE,
-	O_CONNECT, O_LISTEN, O_STDERR, O_SIGNAL, O_KILL_AFTER,
+	O_TLS,
+	O_CERT,
+	O_KEY,
+	O_CA,
+	O_INSECURE,
+	O_PIN,
+	O_SERVERNAME,
+	O_ALPN,
+	O_KEEP_OPEN,
+	O_ONCE,
+	O_MAX_CONNS,
+	O_BACKLOG,
+	O_REUSE_PORT,
+	O_WORKERS,
+	O_ALLOW,
+	O_DENY,
+	O_PORT_FILE,
+	O_PROTO,
+	O_EXEC,
+	O_FORWARD,
+	O_WAIT_FOR,
+	O_CHECK,
+	O_CRLF,
+	O_NO_READLINE,
+	O_CONNECT,
+	O_LISTEN,
+	O_STDERR,
+	O_SIGNAL,
+	O_KILL_AFTER,
 	O_COUNT
 };
 
@@ -52,157 +89,135 @@ enum opt_id {
 #define ALL (TOP | SRV | CLI | UDP | SUB | PIP)
 #define STREAM (SRV | CLI | SUB | PIP)
 
-#define FLAG(id, name, sh, cmds, grp, help) \
-	{ id, name, sh, XP_ARG_NONE, NULL, NULL, cmds, grp, 0, help }
-#define VAL(id, name, sh, vname, choices, cmds, grp, help) \
-	{ id, name, sh, XP_ARG_REQUIRED, vname, choices, cmds, grp, 0, help }
+#define FLAG(id, name, sh, cmds, grp, help)                                                        \
+	{                                                                                          \
+		id, name, sh, XP_ARG_NONE, NULL, NULL, cmds, grp, 0, help                          \
+	}
+#define VAL(id, name, sh, vname, choices, cmds, grp, help)                                         \
+	{                                                                                          \
+		id, name, sh, XP_ARG_REQUIRED, vname, choices, cmds, grp, 0, help                  \
+	}
 
 const struct xp_cli_option xp_cli_options[] = {
-	/* options of one command */
-	VAL(O_PROTO, "proto", 0, "NAME",
-	    "stdio echo discard chargen exec forward", SRV, XP_GRP_COMMAND,
-	    "built-in protocol for every connection (default stdio)"),
-	VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
-	    "run /bin/sh -c CMD for every connection (--proto exec)"),
-	VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
-	    "relay every connection to ADDR (--proto forward)"),
-	VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI, XP_GRP_COMMAND,
-	    "retry connecting until the server is up (exit 75 if not)"),
-	FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
-	     "connect, then exit 0 at once (69 if unreachable)"),
-	FLAG(O_CRLF, "crlf", 0, CLI, XP_GRP_COMMAND,
-	     "send CRLF line endings"),
-	FLAG(O_NO_READLINE, "no-readline", 0, CLI, XP_GRP_COMMAND,
-	     "never use line editing"),
-	VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
-	    "stream the child's stdio to a connection to ADDR"),
-	VAL(O_LISTEN, "listen", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
-	    "stream the child's stdio to one client accepted on ADDR"),
-	VAL(O_STDERR, "stderr", 0, "MODE", "merge separate inherit", SUB,
-	    XP_GRP_COMMAND,
-	    "child's stderr: merge (default), separate or inherit"),
-	VAL(O_SIGNAL, "signal", 0, "SIG", "TERM HUP INT KILL USR1 USR2", SUB,
-	    XP_GRP_COMMAND,
-	    "sent to the child when the connection is lost (default TERM)"),
-	VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB,
-	    XP_GRP_COMMAND,
-	    "SIGKILL the child this long after --signal (default never)"),
+    /* options of one command */
+    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward", SRV, XP_GRP_COMMAND,
+	"built-in protocol for every connection (default stdio)"),
+    VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
+	"run /bin/sh -c CMD for every connection (--proto exec)"),
+    VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
+	"relay every connection to ADDR (--proto forward)"),
+    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI, XP_GRP_COMMAND,
+	"retry connecting until the server is up (exit 75 if not)"),
+    FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
+	 "connect, then exit 0 at once (69 if unreachable)"),
+    FLAG(O_CRLF, "crlf", 0, CLI, XP_GRP_COMMAND, "send CRLF line endings"),
+    FLAG(O_NO_READLINE, "no-readline", 0, CLI, XP_GRP_COMMAND, "never use line editing"),
+    VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
+	"stream the child's stdio to a connection to ADDR"),
+    VAL(O_LISTEN, "listen", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
+	"stream the child's stdio to one client accepted on ADDR"),
+    VAL(O_STDERR, "stderr", 0, "MODE", "merge separate inherit", SUB, XP_GRP_COMMAND,
+	"child's stderr: merge (default), separate or inherit"),
+    VAL(O_SIGNAL, "signal", 0, "SIG", "TERM HUP INT KILL USR1 USR2", SUB, XP_GRP_COMMAND,
+	"sent to the child when the connection is lost (default TERM)"),
+    VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB, XP_GRP_COMMAND,
+	"SIGKILL the child this long after --signal (default never)"),
 
-	/* server options */
-	FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	     "serve many connections, not just one"),
-	FLAG(O_ONCE, "once", 0, SRV | PIP, XP_GRP_SERVER,
-	     "exit after the first connection ends"),
-	VAL(O_MAX_CONNS, "max-conns", 0, "N", NULL, SRV | PIP, XP_GRP_SERVER,
-	    "close a connection over N at once (default unlimited)"),
-	VAL(O_BACKLOG, "backlog", 0, "N", NULL, SRV | SUB | PIP,
-	    XP_GRP_SERVER, "listen backlog (default 128)"),
-	FLAG(O_REUSE_PORT, "reuse-port", 0, SRV | UDP | SUB | PIP,
-	     XP_GRP_SERVER, "set SO_REUSEPORT (share the port)"),
-	VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, XP_GRP_SERVER,
-	    "N event loops on N threads (default 1)"),
-	VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP,
-	    XP_GRP_SERVER, "accept peers in CIDR (repeatable)"),
-	VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP,
-	    XP_GRP_SERVER, "refuse peers in CIDR (repeatable)"),
-	VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP,
-	    XP_GRP_SERVER, "write the bound port to FILE when ready"),
+    /* server options */
+    FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	 "serve many connections, not just one"),
+    FLAG(O_ONCE, "once", 0, SRV | PIP, XP_GRP_SERVER, "exit after the first connection ends"),
+    VAL(O_MAX_CONNS, "max-conns", 0, "N", NULL, SRV | PIP, XP_GRP_SERVER,
+	"close a connection over N at once (default unlimited)"),
+    VAL(O_BACKLOG, "backlog", 0, "N", NULL, SRV | SUB | PIP, XP_GRP_SERVER,
+	"listen backlog (default 128)"),
+    FLAG(O_REUSE_PORT, "reuse-port", 0, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	 "set SO_REUSEPORT (share the port)"),
+    VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, XP_GRP_SERVER,
+	"N event loops on N threads (default 1)"),
+    VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"accept peers in CIDR (repeatable)"),
+    VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"refuse peers in CIDR (repeatable)"),
+    VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"write the bound port to FILE when ready"),
 
-	/* TLS */
-	FLAG(O_TLS, "tls", 0, SRV | CLI | SUB, XP_GRP_TLS,
-	     "use TLS (1.2 at least)"),
-	VAL(O_CERT, "cert", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
-	    "PEM certificate chain (a server makes one if absent)"),
-	VAL(O_KEY, "key", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
-	    "PEM private key (default is the --cert file)"),
-	VAL(O_CA, "ca", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
-	    "trust these CAs instead of the system store"),
-	FLAG(O_INSECURE, "insecure", 0, STREAM, XP_GRP_TLS,
-	     "do not verify the peer"),
-	VAL(O_PIN, "pin", 0, "sha256:HEX", NULL, STREAM, XP_GRP_TLS,
-	    "accept exactly the peer certificate with this fingerprint"),
-	VAL(O_SERVERNAME, "servername", 0, "NAME", NULL, CLI | SUB | PIP,
-	    XP_GRP_TLS, "SNI and verified name (default: host of ADDR)"),
-	VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
-	    "comma-separated ALPN protocols to offer or accept"),
+    /* TLS */
+    FLAG(O_TLS, "tls", 0, SRV | CLI | SUB, XP_GRP_TLS, "use TLS (1.2 at least)"),
+    VAL(O_CERT, "cert", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+	"PEM certificate chain (a server makes one if absent)"),
+    VAL(O_KEY, "key", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+	"PEM private key (default is the --cert file)"),
+    VAL(O_CA, "ca", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+	"trust these CAs instead of the system store"),
+    FLAG(O_INSECURE, "insecure", 0, STREAM, XP_GRP_TLS, "do not verify the peer"),
+    VAL(O_PIN, "pin", 0, "sha256:HEX", NULL, STREAM, XP_GRP_TLS,
+	"accept exactly the peer certificate with this fingerprint"),
+    VAL(O_SERVERNAME, "servername", 0, "NAME", NULL, CLI | SUB | PIP, XP_GRP_TLS,
+	"SNI and verified name (default: host of ADDR)"),
+    VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
+	"comma-separated ALPN protocols to offer or accept"),
 
-	/* stream options */
-	VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP,
-	    XP_GRP_STREAM, "pause reading over this write buffer (default 64K)"),
-	VAL(O_LOW_WATER, "low-water", 0, "SIZE", NULL, STREAM | UDP,
-	    XP_GRP_STREAM, "resume at or below this (default 16K)"),
-	VAL(O_READ_SIZE, "read-size", 0, "SIZE", NULL, STREAM | UDP,
-	    XP_GRP_STREAM, "receive buffer size (default 64K)"),
-	FLAG(O_HALF_CLOSE, "half-close", 0, STREAM, XP_GRP_STREAM,
-	     "pass EOF on, keep the other direction (default)"),
-	FLAG(O_NO_HALF_CLOSE, "no-half-close", 0, STREAM, XP_GRP_STREAM,
-	     "at EOF, flush and close both directions"),
-	VAL(O_EOF_TIMEOUT, "eof-timeout", 0, "SECONDS", NULL, STREAM,
-	    XP_GRP_STREAM, "after one direction ended, wait at most this long"),
-	VAL(O_IDLE_TIMEOUT, "idle-timeout", 0, "SECONDS", NULL, STREAM,
-	    XP_GRP_STREAM, "close a connection idle this long (default none)"),
-	VAL(O_CONNECT_TIMEOUT, "connect-timeout", 0, "SECONDS", NULL, STREAM,
-	    XP_GRP_STREAM, "give up connecting after this long (default 30)"),
-	FLAG(O_HEXDUMP, "hexdump", 'x', STREAM | UDP, XP_GRP_STREAM,
-	     "dump traffic to stderr"),
-	{ O_STATS, "stats", 0, XP_ARG_OPTIONAL, "json", "text json",
-	  STREAM | UDP, XP_GRP_STREAM, 0,
-	  "per-connection stats on stderr at exit (=json for JSON)" },
-	FLAG(O_PROGRESS, "progress", 0, STREAM, XP_GRP_STREAM,
-	     "live progress line while stderr is a terminal"),
+    /* stream options */
+    VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+	"pause reading over this write buffer (default 64K)"),
+    VAL(O_LOW_WATER, "low-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+	"resume at or below this (default 16K)"),
+    VAL(O_READ_SIZE, "read-size", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+	"receive buffer size (default 64K)"),
+    FLAG(O_HALF_CLOSE, "half-close", 0, STREAM, XP_GRP_STREAM,
+	 "pass EOF on, keep the other direction (default)"),
+    FLAG(O_NO_HALF_CLOSE, "no-half-close", 0, STREAM, XP_GRP_STREAM,
+	 "at EOF, flush and close both directions"),
+    VAL(O_EOF_TIMEOUT, "eof-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+	"after one direction ended, wait at most this long"),
+    VAL(O_IDLE_TIMEOUT, "idle-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+	"close a connection idle this long (default none)"),
+    VAL(O_CONNECT_TIMEOUT, "connect-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+	"give up connecting after this long (default 30)"),
+    FLAG(O_HEXDUMP, "hexdump", 'x', STREAM | UDP, XP_GRP_STREAM, "dump traffic to stderr"),
+    {O_STATS, "stats", 0, XP_ARG_OPTIONAL, "json", "text json", STREAM | UDP, XP_GRP_STREAM, 0,
+     "per-connection stats on stderr at exit (=json for JSON)"},
+    FLAG(O_PROGRESS, "progress", 0, STREAM, XP_GRP_STREAM,
+	 "live progress line while stderr is a terminal"),
 
-	/* global options */
-	FLAG(O_HELP, "help", 'h', ALL, XP_GRP_GLOBAL,
-	     "print this help and exit"),
-	FLAG(O_VERSION, "version", 'V', ALL, XP_GRP_GLOBAL,
-	     "print version information and exit"),
-	FLAG(O_VERBOSE, "verbose", 'v', ALL, XP_GRP_GLOBAL,
-	     "log more (repeat for more)"),
-	FLAG(O_QUIET, "quiet", 'q', ALL, XP_GRP_GLOBAL,
-	     "errors only (no readiness line, no notices)"),
-	VAL(O_GRACE, "grace", 0, "SECONDS", NULL, ALL, XP_GRP_GLOBAL,
-	    "on SIGINT/SIGTERM, let connections finish (default 5)"),
-	{ O_DUMP, "dump-options", 0, XP_ARG_NONE, NULL, NULL, TOP,
-	  XP_GRP_GLOBAL, 1, "print the option table (for completions)" },
-	{ O_PARSE_ONLY, "parse-only", 0, XP_ARG_NONE, NULL, NULL, ALL,
-	  XP_GRP_GLOBAL, 1, "print the parsed configuration (for tests)" },
+    /* global options */
+    FLAG(O_HELP, "help", 'h', ALL, XP_GRP_GLOBAL, "print this help and exit"),
+    FLAG(O_VERSION, "version", 'V', ALL, XP_GRP_GLOBAL, "print version information and exit"),
+    FLAG(O_VERBOSE, "verbose", 'v', ALL, XP_GRP_GLOBAL, "log more (repeat for more)"),
+    FLAG(O_QUIET, "quiet", 'q', ALL, XP_GRP_GLOBAL, "errors only (no readiness line, no notices)"),
+    VAL(O_GRACE, "grace", 0, "SECONDS", NULL, ALL, XP_GRP_GLOBAL,
+	"on SIGINT/SIGTERM, let connections finish (default 5)"),
+    {O_DUMP, "dump-options", 0, XP_ARG_NONE, NULL, NULL, TOP, XP_GRP_GLOBAL, 1,
+     "print the option table (for completions)"},
+    {O_PARSE_ONLY, "parse-only", 0, XP_ARG_NONE, NULL, NULL, ALL, XP_GRP_GLOBAL, 1,
+     "print the parsed configuration (for tests)"},
 };
 
-const size_t xp_cli_n_options =
-	sizeof(xp_cli_options) / sizeof(xp_cli_options[0]);
+const size_t xp_cli_n_options = sizeof(xp_cli_options) / sizeof(xp_cli_options[0]);
 
-#define ADDR_FORMS \
-	"ADDR is HOST:PORT, [IPV6]:PORT, :PORT or PORT (servers: all\n" \
+#define ADDR_FORMS                                                                                 \
+	"ADDR is HOST:PORT, [IPV6]:PORT, :PORT or PORT (servers: all\n"                            \
 	"interfaces; clients: localhost), unix:PATH or unix:@NAME.\n"
 
 const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
-	[XP_CMD_NONE] = { "", "", "", NULL },
-	[XP_CMD_TCP_SERVER] = {
-		"tcp-server", "ADDR",
-		"accept connections, run a built-in protocol",
-		ADDR_FORMS "Port 0 picks a free port. Protocols: stdio "
-		"(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
-		"(--forward ADDR).\n" },
-	[XP_CMD_TCP_CLIENT] = {
-		"tcp-client", "ADDR",
-		"connect to ADDR, relay it to stdin/stdout",
-		ADDR_FORMS },
-	[XP_CMD_UDP_ECHO] = {
-		"udp-echo", "ADDR",
-		"send every datagram back to its sender",
-		ADDR_FORMS },
-	[XP_CMD_SUBPROCESS] = {
-		"subprocess", "-- CMD [ARG...]",
-		"run CMD, relay its stdio here or over TCP",
-		"Options end at the first argument that is not an option.\n"
-		ADDR_FORMS "Exit status: the child's (128+N for signal N).\n" },
-	[XP_CMD_PIPE] = {
-		"pipe", "ENDPOINT ENDPOINT",
-		"relay bytes both ways between two endpoints",
-		"ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
-		"tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
-		"unix-listen:PATH,\nudp:HOST:PORT, exec:COMMAND, fd:N "
-		"(only the first may be -).\n" },
+    [XP_CMD_NONE] = {"", "", "", NULL},
+    [XP_CMD_TCP_SERVER] = {"tcp-server", "ADDR", "accept connections, run a built-in protocol",
+			   ADDR_FORMS "Port 0 picks a free port. Protocols: stdio "
+				      "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
+				      "(--forward ADDR).\n"},
+    [XP_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
+			   ADDR_FORMS},
+    [XP_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
+    [XP_CMD_SUBPROCESS] = {"subprocess", "-- CMD [ARG...]",
+			   "run CMD, relay its stdio here or over TCP",
+			   "Options end at the first argument that is not an option.\n" ADDR_FORMS
+			   "Exit status: the child's (128+N for signal N).\n"},
+    [XP_CMD_PIPE] = {"pipe", "ENDPOINT ENDPOINT", "relay bytes both ways between two endpoints",
+		     "ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
+		     "tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
+		     "unix-listen:PATH,\nudp:HOST:PORT, exec:COMMAND, fd:N "
+		     "(only the first may be -).\n"},
 };
 
 /* ------------------------------------------------------------ the parser */
@@ -210,23 +225,22 @@ const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
 struct parser {
 	int argc;
 	char **argv;
-	int i;				/* next argv index */
+	int i; /* next argv index */
 	struct xp_cli *out;
 	char *err;
 	size_t errlen;
 	enum xp_cli_command cmd;
 	unsigned char seen[O_COUNT];
-	int npos;			/* positionals seen */
-	char *pos[2];			/* first two positionals */
-	char *extra;			/* first positional too many */
-	int parse_only;			/* --parse-only was given */
+	int npos;	/* positionals seen */
+	char *pos[2];	/* first two positionals */
+	char *extra;	/* first positional too many */
+	int parse_only; /* --parse-only was given */
 };
 
 /* Role of an address: a server may use port 0, a client may not. */
 enum role { ROLE_SERVER, ROLE_CLIENT };
 
-static int fail(struct parser *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(struct parser *p, const char *fmt, ...)
 {
@@ -234,8 +248,7 @@ static int fail(struct parser *p, const char *fmt, ...)
 	va_list ap;
 
 	if (p->cmd != XP_CMD_NONE)
-		n = (size_t)snprintf(p->err, p->errlen, "%s: ",
-				     xp_cli_commands[p->cmd].name);
+		n = (size_t)snprintf(p->err, p->errlen, "%s: ", xp_cli_commands[p->cmd].name);
 	if (n >= p->errlen)
 		return XP_CLI_USAGE;
 	va_start(ap, fmt);
@@ -281,9 +294,18 @@ static int parse_size(const char *s, size_t *out)
 		v = v * 10 + d;
 	}
 	switch (toupper((unsigned char)*s)) {
-	case 'K': shift = 10; s++; break;
-	case 'M': shift = 20; s++; break;
-	case 'G': shift = 30; s++; break;
+	case 'K':
+		shift = 10;
+		s++;
+		break;
+	case 'M':
+		shift = 20;
+		s++;
+		break;
+	case 'G':
+		shift = 30;
+		s++;
+		break;
 	}
 	if (*s || v > (unsigned long long)SIZE_MAX >> shift)
 		return -1;
@@ -372,16 +394,14 @@ static const struct {
 	const char *name;
 	int sig;
 } signals[] = {
-	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
-	{ "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
-	{ "BUS", SIGBUS }, { "FPE", SIGFPE }, { "KILL", SIGKILL },
-	{ "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
-	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
-	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
-	{ "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
-	{ "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
-	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH },
-	{ "IO", SIGIO }, { "PWR", SIGPWR }, { "SYS", SIGSYS },
+    {"HUP", SIGHUP},	   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
+    {"TRAP", SIGTRAP},	   {"ABRT", SIGABRT}, {"BUS", SIGBUS},	   {"FPE", SIGFPE},
+    {"KILL", SIGKILL},	   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE},	   {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT},	   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU},	   {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},	   {"SYS", SIGSYS},
 };
 
 /* TERM, SIGTERM (any case) or a number 1..SIGRTMAX. */
@@ -444,8 +464,7 @@ static const char *check_host(const char *h)
 	if (strlen(h) > 253)
 		return "host name too long";
 	if (strspn(h, "0123456789.") == strlen(h))
-		return inet_pton(AF_INET, h, buf) == 1 ? NULL :
-		       "invalid IPv4 address";
+		return inet_pton(AF_INET, h, buf) == 1 ? NULL : "invalid IPv4 address";
 	for (q = h; *q; q++)
 		if (!isalnum((unsigned char)*q) && !strchr("-._", *q))
 			return "invalid character in host name";
@@ -487,8 +506,7 @@ static const char *parse_unix(const char *s, struct xp_cli_addr *a)
 }
 
 /* HOST:PORT, [V6]:PORT, :PORT or PORT. */
-static const char *parse_hostport(const char *s, enum role role,
-				  struct xp_cli_addr *a)
+static const char *parse_hostport(const char *s, enum role role, struct xp_cli_addr *a)
 {
 	const char *colon, *msg;
 
@@ -500,8 +518,7 @@ static const char *parse_hostport(const char *s, enum role role,
 			return "invalid [IPv6] address";
 		if (rb[1] != ':')
 			return "missing port after ]";
-		if (copy(a->host, sizeof(a->host), s + 1, (size_t)(rb - s - 1))
-		    || !is_v6(a->host))
+		if (copy(a->host, sizeof(a->host), s + 1, (size_t)(rb - s - 1)) || !is_v6(a->host))
 			return "invalid IPv6 address";
 		a->is_v6_literal = 1;
 		colon = rb + 1;
@@ -510,12 +527,11 @@ static const char *parse_hostport(const char *s, enum role role,
 		if (!colon) {
 			if (!*s || strspn(s, "0123456789") != strlen(s))
 				return "missing port (expected HOST:PORT)";
-			colon = s - 1;	/* bare PORT: empty host */
+			colon = s - 1; /* bare PORT: empty host */
 		} else if (memchr(s, ':', (size_t)(colon - s))) {
 			return "an IPv6 address must be written [ADDR]:PORT";
 		}
-		if (colon >= s &&
-		    copy(a->host, sizeof(a->host), s, (size_t)(colon - s)))
+		if (colon >= s && copy(a->host, sizeof(a->host), s, (size_t)(colon - s)))
 			return "host name too long";
 		if (*a->host && (msg = check_host(a->host)))
 			return msg;
@@ -528,8 +544,8 @@ static const char *parse_hostport(const char *s, enum role role,
 }
 
 /* An ADDR of the contract; unix forms only when allow_unix. */
-static int parse_addr(struct parser *p, const char *what, const char *s,
-		      enum role role, int allow_unix, struct xp_cli_addr *a)
+static int parse_addr(struct parser *p, const char *what, const char *s, enum role role,
+		      int allow_unix, struct xp_cli_addr *a)
 {
 	const char *msg;
 
@@ -568,8 +584,7 @@ static int parse_cidr(const char *s, struct xp_cli_cidr *r)
 		return -1;
 	}
 	prefix = max;
-	if (slash && (strlen(slash + 1) > 3 ||
-		      parse_uint(slash + 1, 0, max, &prefix)))
+	if (slash && (strlen(slash + 1) > 3 || parse_uint(slash + 1, 0, max, &prefix)))
 		return -1;
 	r->prefix = (unsigned int)prefix;
 	/* Zero the host bits so that matching is a plain comparison. */
@@ -596,26 +611,22 @@ static int check_alpn(const char *s)
 /* ------------------------------------------------------------ endpoints */
 
 const struct xp_cli_eptype xp_cli_endpoints[] = {
-	{ "-", XP_EP_STDIO, "", "standard input and output" },
-	{ "stdio", XP_EP_STDIO, "", "standard input and output" },
-	{ "tcp:", XP_EP_TCP, "HOST:PORT", "connect" },
-	{ "tcp-listen:", XP_EP_TCP_LISTEN, "ADDR", "accept one connection" },
-	{ "tls:", XP_EP_TLS, "HOST:PORT", "connect over TLS" },
-	{ "tls-listen:", XP_EP_TLS_LISTEN, "ADDR",
-	  "accept one connection over TLS" },
-	{ "unix:", XP_EP_UNIX, "PATH", "connect to a Unix stream socket" },
-	{ "unix-listen:", XP_EP_UNIX_LISTEN, "PATH",
-	  "accept one connection on a Unix stream socket" },
-	{ "udp:", XP_EP_UDP, "HOST:PORT", "connected datagram socket" },
-	{ "exec:", XP_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND" },
-	{ "fd:", XP_EP_FD, "N", "an inherited file descriptor" },
+    {"-", XP_EP_STDIO, "", "standard input and output"},
+    {"stdio", XP_EP_STDIO, "", "standard input and output"},
+    {"tcp:", XP_EP_TCP, "HOST:PORT", "connect"},
+    {"tcp-listen:", XP_EP_TCP_LISTEN, "ADDR", "accept one connection"},
+    {"tls:", XP_EP_TLS, "HOST:PORT", "connect over TLS"},
+    {"tls-listen:", XP_EP_TLS_LISTEN, "ADDR", "accept one connection over TLS"},
+    {"unix:", XP_EP_UNIX, "PATH", "connect to a Unix stream socket"},
+    {"unix-listen:", XP_EP_UNIX_LISTEN, "PATH", "accept one connection on a Unix stream socket"},
+    {"udp:", XP_EP_UDP, "HOST:PORT", "connected datagram socket"},
+    {"exec:", XP_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND"},
+    {"fd:", XP_EP_FD, "N", "an inherited file descriptor"},
 };
 
-const size_t xp_cli_n_endpoints =
-	sizeof(xp_cli_endpoints) / sizeof(xp_cli_endpoints[0]);
+const size_t xp_cli_n_endpoints = sizeof(xp_cli_endpoints) / sizeof(xp_cli_endpoints[0]);
 
-static int ep_body(struct parser *p, char *s, char *body,
-		   struct xp_cli_endpoint *e)
+static int ep_body(struct parser *p, char *s, char *body, struct xp_cli_endpoint *e)
 {
 	const char *msg = NULL;
 	long fd;
@@ -657,8 +668,7 @@ static int ep_body(struct parser *p, char *s, char *body,
 }
 
 /* "-" is accepted in either place, as socat does. */
-static int parse_endpoint(struct parser *p, char *s,
-			  struct xp_cli_endpoint *e)
+static int parse_endpoint(struct parser *p, char *s, struct xp_cli_endpoint *e)
 {
 	size_t i;
 
@@ -668,8 +678,8 @@ static int parse_endpoint(struct parser *p, char *s,
 		const struct xp_cli_eptype *t = &xp_cli_endpoints[i];
 		size_t n = strlen(t->prefix);
 
-		if (t->kind == XP_EP_STDIO ? !strcasecmp(s, t->prefix) :
-					     !strncasecmp(s, t->prefix, n)) {
+		if (t->kind == XP_EP_STDIO ? !strcasecmp(s, t->prefix)
+					   : !strncasecmp(s, t->prefix, n)) {
 			e->kind = t->kind;
 			return ep_body(p, s, s + n, e);
 		}
@@ -702,42 +712,41 @@ static const struct xp_cli_option *find_short(char c)
 	return NULL;
 }
 
-static int set_size(struct parser *p, const struct xp_cli_option *o,
-		    const char *v, size_t *dst)
+static int set_size(struct parser *p, const struct xp_cli_option *o, const char *v, size_t *dst)
 {
 	if (parse_size(v, dst))
-		return fail(p, "--%s: invalid size '%s' (expected bytes, "
-			    "or a number with K, M or G)", o->name, v);
-	return 0;
-}
-
-static int set_seconds(struct parser *p, const struct xp_cli_option *o,
-		       const char *v, double *dst)
-{
-	if (parse_seconds(v, dst))
-		return fail(p, "--%s: invalid number of seconds '%s'",
+		return fail(p,
+			    "--%s: invalid size '%s' (expected bytes, "
+			    "or a number with K, M or G)",
 			    o->name, v);
 	return 0;
 }
 
-static int set_count(struct parser *p, const struct xp_cli_option *o,
-		     const char *v, long max, long *dst)
+static int set_seconds(struct parser *p, const struct xp_cli_option *o, const char *v, double *dst)
 {
-	if (strlen(v) > 10 || parse_uint(v, 1, max, dst))
-		return fail(p, "--%s: expected a number from 1 to %ld, "
-			    "not '%s'", o->name, max, v);
+	if (parse_seconds(v, dst))
+		return fail(p, "--%s: invalid number of seconds '%s'", o->name, v);
 	return 0;
 }
 
-static int add_rule(struct parser *p, const struct xp_cli_option *o,
-		    const char *v)
+static int set_count(struct parser *p, const struct xp_cli_option *o, const char *v, long max,
+		     long *dst)
+{
+	if (strlen(v) > 10 || parse_uint(v, 1, max, dst))
+		return fail(p,
+			    "--%s: expected a number from 1 to %ld, "
+			    "not '%s'",
+			    o->name, max, v);
+	return 0;
+}
+
+static int add_rule(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 	struct xp_cli_cidr *r = &c->rules[c->n_rules];
 
 	if (c->n_rules >= XP_CLI_MAX_RULES)
-		return fail(p, "--%s: too many rules (at most %d)", o->name,
-			    XP_CLI_MAX_RULES);
+		return fail(p, "--%s: too many rules (at most %d)", o->name, XP_CLI_MAX_RULES);
 	if (parse_cidr(v, r))
 		return fail(p, "--%s: invalid CIDR '%s'", o->name, v);
 	r->allow = o->id == O_ALLOW;
@@ -745,8 +754,7 @@ static int add_rule(struct parser *p, const struct xp_cli_option *o,
 	return 0;
 }
 
-static int choose(struct parser *p, const struct xp_cli_option *o,
-		  const char *v, int *dst)
+static int choose(struct parser *p, const struct xp_cli_option *o, const char *v, int *dst)
 {
 	const char *c = o->choices;
 	size_t len = strlen(v);
@@ -762,12 +770,11 @@ static int choose(struct parser *p, const struct xp_cli_option *o,
 		c += n + (c[n] == ' ');
 		idx++;
 	}
-	return fail(p, "--%s: invalid value '%s' (expected one of: %s)",
-		    o->name, v, o->choices);
+	return fail(p, "--%s: invalid value '%s' (expected one of: %s)", o->name, v, o->choices);
 }
 
-static int set_string(struct parser *p, const struct xp_cli_option *o,
-		      const char *v, const char **dst)
+static int set_string(struct parser *p, const struct xp_cli_option *o, const char *v,
+		      const char **dst)
 {
 	if (!*v)
 		return fail(p, "--%s: empty value", o->name);
@@ -775,28 +782,37 @@ static int set_string(struct parser *p, const struct xp_cli_option *o,
 	return 0;
 }
 
-static int apply_stream(struct parser *p, const struct xp_cli_option *o,
-			const char *v)
+static int apply_stream(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 	int k;
 
 	switch (o->id) {
-	case O_HIGH_WATER: return set_size(p, o, v, &c->high_water);
-	case O_LOW_WATER: return set_size(p, o, v, &c->low_water);
+	case O_HIGH_WATER:
+		return set_size(p, o, v, &c->high_water);
+	case O_LOW_WATER:
+		return set_size(p, o, v, &c->low_water);
 	case O_READ_SIZE:
 		if (set_size(p, o, v, &c->read_size))
 			return XP_CLI_USAGE;
 		if (c->read_size == 0 || c->read_size > (size_t)1 << 30)
 			return fail(p, "--read-size: must be 1 to 1G");
 		return 0;
-	case O_HALF_CLOSE: c->half_close = 1; return 0;
-	case O_NO_HALF_CLOSE: c->half_close = 0; return 0;
-	case O_EOF_TIMEOUT: return set_seconds(p, o, v, &c->eof_timeout);
-	case O_IDLE_TIMEOUT: return set_seconds(p, o, v, &c->idle_timeout);
+	case O_HALF_CLOSE:
+		c->half_close = 1;
+		return 0;
+	case O_NO_HALF_CLOSE:
+		c->half_close = 0;
+		return 0;
+	case O_EOF_TIMEOUT:
+		return set_seconds(p, o, v, &c->eof_timeout);
+	case O_IDLE_TIMEOUT:
+		return set_seconds(p, o, v, &c->idle_timeout);
 	case O_CONNECT_TIMEOUT:
 		return set_seconds(p, o, v, &c->connect_timeout);
-	case O_HEXDUMP: c->hexdump = 1; return 0;
+	case O_HEXDUMP:
+		c->hexdump = 1;
+		return 0;
 	case O_STATS:
 		if (!v) {
 			c->stats = XP_STATS_TEXT;
@@ -806,29 +822,40 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o,
 			return XP_CLI_USAGE;
 		c->stats = k ? XP_STATS_JSON : XP_STATS_TEXT;
 		return 0;
-	case O_PROGRESS: c->progress = 1; return 0;
+	case O_PROGRESS:
+		c->progress = 1;
+		return 0;
 	}
 	return -1;
 }
 
-static int apply_tls(struct parser *p, const struct xp_cli_option *o,
-		     const char *v)
+static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 
 	switch (o->id) {
-	case O_TLS: c->tls = 1; return 0;
-	case O_CERT: return set_string(p, o, v, &c->cert);
-	case O_KEY: return set_string(p, o, v, &c->key);
-	case O_CA: return set_string(p, o, v, &c->ca);
-	case O_INSECURE: c->insecure = 1; return 0;
+	case O_TLS:
+		c->tls = 1;
+		return 0;
+	case O_CERT:
+		return set_string(p, o, v, &c->cert);
+	case O_KEY:
+		return set_string(p, o, v, &c->key);
+	case O_CA:
+		return set_string(p, o, v, &c->ca);
+	case O_INSECURE:
+		c->insecure = 1;
+		return 0;
 	case O_PIN:
 		if (parse_pin(v, c->pin))
-			return fail(p, "--pin: expected sha256: and 64 hex "
-				    "digits, not '%s'", v);
+			return fail(p,
+				    "--pin: expected sha256: and 64 hex "
+				    "digits, not '%s'",
+				    v);
 		c->has_pin = 1;
 		return 0;
-	case O_SERVERNAME: return set_string(p, o, v, &c->servername);
+	case O_SERVERNAME:
+		return set_string(p, o, v, &c->servername);
 	case O_ALPN:
 		if (check_alpn(v))
 			return fail(p, "--alpn: invalid protocol list '%s'", v);
@@ -838,15 +865,18 @@ static int apply_tls(struct parser *p, const struct xp_cli_option *o,
 	return -1;
 }
 
-static int apply_server(struct parser *p, const struct xp_cli_option *o,
-			const char *v)
+static int apply_server(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 	long n;
 
 	switch (o->id) {
-	case O_KEEP_OPEN: c->keep_open = 1; return 0;
-	case O_ONCE: c->once = 1; return 0;
+	case O_KEEP_OPEN:
+		c->keep_open = 1;
+		return 0;
+	case O_ONCE:
+		c->once = 1;
+		return 0;
 	case O_MAX_CONNS:
 		if (set_count(p, o, v, INT_MAX, &n))
 			return XP_CLI_USAGE;
@@ -857,7 +887,9 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o,
 			return XP_CLI_USAGE;
 		c->backlog = (int)n;
 		return 0;
-	case O_REUSE_PORT: c->reuse_port = 1; return 0;
+	case O_REUSE_PORT:
+		c->reuse_port = 1;
+		return 0;
 	case O_WORKERS:
 		if (set_count(p, o, v, 1024, &n))
 			return XP_CLI_USAGE;
@@ -866,13 +898,13 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o,
 	case O_ALLOW:
 	case O_DENY:
 		return add_rule(p, o, v);
-	case O_PORT_FILE: return set_string(p, o, v, &c->port_file);
+	case O_PORT_FILE:
+		return set_string(p, o, v, &c->port_file);
 	}
 	return -1;
 }
 
-static int apply_command(struct parser *p, const struct xp_cli_option *o,
-			 const char *v)
+static int apply_command(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 	int k;
@@ -889,20 +921,24 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o,
 		c->exec_cmd = v;
 		return 0;
 	case O_FORWARD:
-		return parse_addr(p, "--forward", v, ROLE_CLIENT, 1,
-				  &c->forward);
-	case O_WAIT_FOR: return set_seconds(p, o, v, &c->wait_for);
-	case O_CHECK: c->check = 1; return 0;
-	case O_CRLF: c->crlf = 1; return 0;
-	case O_NO_READLINE: c->no_readline = 1; return 0;
+		return parse_addr(p, "--forward", v, ROLE_CLIENT, 1, &c->forward);
+	case O_WAIT_FOR:
+		return set_seconds(p, o, v, &c->wait_for);
+	case O_CHECK:
+		c->check = 1;
+		return 0;
+	case O_CRLF:
+		c->crlf = 1;
+		return 0;
+	case O_NO_READLINE:
+		c->no_readline = 1;
+		return 0;
 	case O_CONNECT:
 		c->sub_mode = XP_SUB_CONNECT;
-		return parse_addr(p, "--connect", v, ROLE_CLIENT, 1,
-				  &c->sub_addr);
+		return parse_addr(p, "--connect", v, ROLE_CLIENT, 1, &c->sub_addr);
 	case O_LISTEN:
 		c->sub_mode = XP_SUB_LISTEN;
-		return parse_addr(p, "--listen", v, ROLE_SERVER, 1,
-				  &c->sub_addr);
+		return parse_addr(p, "--listen", v, ROLE_SERVER, 1, &c->sub_addr);
 	case O_STDERR:
 		if (choose(p, o, v, &k))
 			return XP_CLI_USAGE;
@@ -912,24 +948,34 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o,
 		if (parse_signal(v, &c->signal))
 			return fail(p, "--signal: invalid signal '%s'", v);
 		return 0;
-	case O_KILL_AFTER: return set_seconds(p, o, v, &c->kill_after);
+	case O_KILL_AFTER:
+		return set_seconds(p, o, v, &c->kill_after);
 	}
 	return -1;
 }
 
-static int apply_global(struct parser *p, const struct xp_cli_option *o,
-			const char *v)
+static int apply_global(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
 
 	switch (o->id) {
-	case O_HELP: return XP_CLI_HELP;
-	case O_VERSION: return XP_CLI_VERSION;
-	case O_DUMP: return XP_CLI_DUMP;
-	case O_PARSE_ONLY: p->parse_only = 1; return 0;
-	case O_VERBOSE: c->verbosity++; return 0;
-	case O_QUIET: c->quiet = 1; return 0;
-	case O_GRACE: return set_seconds(p, o, v, &c->grace);
+	case O_HELP:
+		return XP_CLI_HELP;
+	case O_VERSION:
+		return XP_CLI_VERSION;
+	case O_DUMP:
+		return XP_CLI_DUMP;
+	case O_PARSE_ONLY:
+		p->parse_only = 1;
+		return 0;
+	case O_VERBOSE:
+		c->verbosity++;
+		return 0;
+	case O_QUIET:
+		c->quiet = 1;
+		return 0;
+	case O_GRACE:
+		return set_seconds(p, o, v, &c->grace);
 	}
 	return -1;
 }
@@ -950,27 +996,24 @@ static void command_list(unsigned int mask, char *buf, size_t len)
 }
 
 /* Check that o applies here, then store its value. */
-static int apply(struct parser *p, const struct xp_cli_option *o,
-		 const char *v)
+static int apply(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
-	static int (*const appliers[])(struct parser *,
-				       const struct xp_cli_option *,
+	static int (*const appliers[])(struct parser *, const struct xp_cli_option *,
 				       const char *) = {
-		[XP_GRP_COMMAND] = apply_command,
-		[XP_GRP_SERVER] = apply_server,
-		[XP_GRP_TLS] = apply_tls,
-		[XP_GRP_STREAM] = apply_stream,
-		[XP_GRP_GLOBAL] = apply_global,
+	    [XP_GRP_COMMAND] = apply_command, [XP_GRP_SERVER] = apply_server,
+	    [XP_GRP_TLS] = apply_tls,	      [XP_GRP_STREAM] = apply_stream,
+	    [XP_GRP_GLOBAL] = apply_global,
 	};
 	char cmds[128];
 
 	if (!(o->commands & XP_IN(p->cmd))) {
 		if (p->cmd == XP_CMD_NONE)
-			return fail(p, "option --%s must follow the command "
-				    "(try 'xport --help')", o->name);
+			return fail(p,
+				    "option --%s must follow the command "
+				    "(try 'xport --help')",
+				    o->name);
 		command_list(o->commands, cmds, sizeof(cmds));
-		return fail(p, "option --%s is not valid here (only for %s)",
-			    o->name, cmds);
+		return fail(p, "option --%s is not valid here (only for %s)", o->name, cmds);
 	}
 	p->seen[o->id] = 1;
 	return appliers[o->group](p, o, v);
@@ -986,15 +1029,15 @@ static int long_option(struct parser *p, char *arg)
 	char *v = eq ? eq + 1 : NULL;
 
 	if (!o)
-		return fail(p, "unknown option '--%.*s' (try 'xport%s%s "
-			    "--help')", (int)len, name,
-			    p->cmd ? " " : "", xp_cli_commands[p->cmd].name);
+		return fail(p,
+			    "unknown option '--%.*s' (try 'xport%s%s "
+			    "--help')",
+			    (int)len, name, p->cmd ? " " : "", xp_cli_commands[p->cmd].name);
 	if (o->arg == XP_ARG_NONE && v)
 		return fail(p, "option --%s takes no value", o->name);
 	if (o->arg == XP_ARG_REQUIRED && !v) {
 		if (p->i >= p->argc)
-			return fail(p, "option --%s requires a value (%s)",
-				    o->name, o->value_name);
+			return fail(p, "option --%s requires a value (%s)", o->name, o->value_name);
 		v = p->argv[p->i++];
 	}
 	return apply(p, o, v);
@@ -1011,18 +1054,20 @@ static int short_options(struct parser *p, char *arg)
 		char *v = NULL;
 
 		if (!o)
-			return fail(p, "unknown option '-%c' (try "
-				    "'xport%s%s --help')", *s,
-				    p->cmd ? " " : "",
-				    xp_cli_commands[p->cmd].name);
+			return fail(p,
+				    "unknown option '-%c' (try "
+				    "'xport%s%s --help')",
+				    *s, p->cmd ? " " : "", xp_cli_commands[p->cmd].name);
 		if (o->arg == XP_ARG_REQUIRED) {
 			if (s[1])
 				v = s + 1;
 			else if (p->i < p->argc)
 				v = p->argv[p->i++];
 			else
-				return fail(p, "option -%c requires a value "
-					    "(%s)", *s, o->value_name);
+				return fail(p,
+					    "option -%c requires a value "
+					    "(%s)",
+					    *s, o->value_name);
 		}
 		rc = apply(p, o, v);
 		if (rc || v)
@@ -1107,8 +1152,10 @@ static int check_watermarks(struct parser *p)
 			return fail(p, "--low-water: too large");
 		c->high_water = c->low_water * 4;
 	} else if (c->low_water > c->high_water) {
-		return fail(p, "--low-water (%zu) is greater than "
-			    "--high-water (%zu)", c->low_water, c->high_water);
+		return fail(p,
+			    "--low-water (%zu) is greater than "
+			    "--high-water (%zu)",
+			    c->low_water, c->high_water);
 	}
 	return 0;
 }
@@ -1126,34 +1173,30 @@ static const char *opt_name(int id)
 static int conflict(struct parser *p, int a, int b)
 {
 	if (p->seen[a] && p->seen[b])
-		return fail(p, "--%s and --%s cannot be used together",
-			    opt_name(a), opt_name(b));
+		return fail(p, "--%s and --%s cannot be used together", opt_name(a), opt_name(b));
 	return 0;
 }
 
 /* Every option of ids[] that was given needs ok; else name what. */
-static int need(struct parser *p, const int *ids, size_t n, int ok,
-		const char *what)
+static int need(struct parser *p, const int *ids, size_t n, int ok, const char *what)
 {
 	size_t i;
 
 	for (i = 0; i < n && !ok; i++)
 		if (p->seen[ids[i]])
-			return fail(p, "--%s requires %s", opt_name(ids[i]),
-				    what);
+			return fail(p, "--%s requires %s", opt_name(ids[i]), what);
 	return 0;
 }
 
-#define NEED(p, ids, ok, what) \
-	need(p, ids, sizeof(ids) / sizeof(ids[0]), ok, what)
+#define NEED(p, ids, ok, what) need(p, ids, sizeof(ids) / sizeof(ids[0]), ok, what)
 
 static const int server_ids[] = {
-	O_KEEP_OPEN, O_ONCE, O_MAX_CONNS, O_BACKLOG, O_REUSE_PORT,
-	O_WORKERS, O_ALLOW, O_DENY, O_PORT_FILE,
+    O_KEEP_OPEN, O_ONCE,  O_MAX_CONNS, O_BACKLOG,   O_REUSE_PORT,
+    O_WORKERS,	 O_ALLOW, O_DENY,      O_PORT_FILE,
 };
-static const int ip_only_ids[] = { O_ALLOW, O_DENY, O_PORT_FILE };
+static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE};
 static const int tls_ids[] = {
-	O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
+    O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
 };
 
 static int is_tls_ep(const struct xp_cli_endpoint *e)
@@ -1167,8 +1210,7 @@ static int check_tls(struct parser *p)
 	int rc;
 
 	if (p->cmd == XP_CMD_PIPE)
-		rc = NEED(p, tls_ids, is_tls_ep(&c->ep[0]) ||
-			  is_tls_ep(&c->ep[1]),
+		rc = NEED(p, tls_ids, is_tls_ep(&c->ep[0]) || is_tls_ep(&c->ep[1]),
 			  "a tls: or tls-listen: endpoint");
 	else
 		rc = NEED(p, tls_ids, c->tls, "--tls");
@@ -1201,8 +1243,7 @@ static int resolve_proto(struct parser *p)
 	if (conflict(p, O_EXEC, O_FORWARD))
 		return XP_CLI_USAGE;
 	if (p->seen[O_EXEC] || p->seen[O_FORWARD]) {
-		enum xp_cli_proto want = p->seen[O_EXEC] ? XP_PROTO_EXEC :
-					 XP_PROTO_FORWARD;
+		enum xp_cli_proto want = p->seen[O_EXEC] ? XP_PROTO_EXEC : XP_PROTO_FORWARD;
 
 		if (want == XP_PROTO_FORWARD)
 			name = "forward";
@@ -1221,23 +1262,20 @@ static int finish_tcp_server(struct parser *p)
 {
 	struct xp_cli *c = p->out;
 
-	if (one_addr(p, ROLE_SERVER) || resolve_proto(p) ||
-	    conflict(p, O_ONCE, O_KEEP_OPEN) ||
-	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT,
-		 "a TCP address"))
+	if (one_addr(p, ROLE_SERVER) || resolve_proto(p) || conflict(p, O_ONCE, O_KEEP_OPEN) ||
+	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
 		return XP_CLI_USAGE;
 	/* N loops cannot share one stdin/stdout. */
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
-			    "stdio");
+			       "stdio");
 	return check_tls(p);
 }
 
 static int finish_udp_echo(struct parser *p)
 {
 	if (one_addr(p, ROLE_SERVER) ||
-	    NEED(p, ip_only_ids, p->out->addr.kind == XP_ADDR_HOSTPORT,
-		 "a UDP address"))
+	    NEED(p, ip_only_ids, p->out->addr.kind == XP_ADDR_HOSTPORT, "a UDP address"))
 		return XP_CLI_USAGE;
 	return 0;
 }
@@ -1252,17 +1290,15 @@ static int finish_tcp_client(struct parser *p)
 static int finish_subprocess(struct parser *p)
 {
 	struct xp_cli *c = p->out;
-	static const int tls_only[] = { O_TLS };
+	static const int tls_only[] = {O_TLS};
 
 	if (c->cmd_argc == 0 || !*c->cmd_argv[0])
 		return fail(p, "missing command (xport subprocess -- CMD "
-			    "[ARG...])");
+			       "[ARG...])");
 	if (conflict(p, O_CONNECT, O_LISTEN) ||
-	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL,
-		 "--connect or --listen") ||
+	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
 	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
-	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT,
-		 "a TCP address"))
+	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
 		return XP_CLI_USAGE;
 	return check_tls(p);
 }
@@ -1285,43 +1321,40 @@ static int finish_pipe(struct parser *p)
 
 	if (p->npos < 2)
 		return fail(p, "expected two endpoints (try 'xport pipe "
-			    "--help')");
+			       "--help')");
 	if (p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
-	if (parse_endpoint(p, p->pos[0], &c->ep[0]) ||
-	    parse_endpoint(p, p->pos[1], &c->ep[1]))
+	if (parse_endpoint(p, p->pos[0], &c->ep[0]) || parse_endpoint(p, p->pos[1], &c->ep[1]))
 		return XP_CLI_USAGE;
 	if (c->ep[0].kind == XP_EP_STDIO && c->ep[1].kind == XP_EP_STDIO)
 		return fail(p, "at most one endpoint may be stdio");
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
-	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) ||
-		 is_ip_listen_ep(&c->ep[1]),
+	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),
 		 "a tcp-listen: or tls-listen: endpoint") ||
 	    conflict(p, O_ONCE, O_KEEP_OPEN))
 		return XP_CLI_USAGE;
 	/* With -k one side accepts and the other is opened anew per peer. */
 	if (p->seen[O_KEEP_OPEN] && listeners > 1)
 		return fail(p, "--keep-open needs exactly one listening "
-			    "endpoint");
+			       "endpoint");
 	return check_tls(p);
 }
 
 static int finish(struct parser *p)
 {
 	static int (*const finishers[])(struct parser *) = {
-		[XP_CMD_TCP_SERVER] = finish_tcp_server,
-		[XP_CMD_TCP_CLIENT] = finish_tcp_client,
-		[XP_CMD_UDP_ECHO] = finish_udp_echo,
-		[XP_CMD_SUBPROCESS] = finish_subprocess,
-		[XP_CMD_PIPE] = finish_pipe,
+	    [XP_CMD_TCP_SERVER] = finish_tcp_server,
+	    [XP_CMD_TCP_CLIENT] = finish_tcp_client,
+	    [XP_CMD_UDP_ECHO] = finish_udp_echo,
+	    [XP_CMD_SUBPROCESS] = finish_subprocess,
+	    [XP_CMD_PIPE] = finish_pipe,
 	};
 	struct xp_cli *c = p->out;
 
 	if (p->cmd != XP_CMD_SUBPROCESS && p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
-	if (conflict(p, O_QUIET, O_VERBOSE) || check_watermarks(p) ||
-	    finishers[p->cmd](p))
+	if (conflict(p, O_QUIET, O_VERBOSE) || check_watermarks(p) || finishers[p->cmd](p))
 		return XP_CLI_USAGE;
 	/* 0 means "no limit" for these two; callers only test < 0. */
 	if (c->idle_timeout == 0)
@@ -1364,21 +1397,23 @@ static int help_command(struct parser *p)
 	if (p->i == p->argc)
 		return XP_CLI_HELP;
 	if (p->argc - p->i > 1)
-		return fail(p, "help: expected one command, not %d arguments",
-			    p->argc - p->i);
+		return fail(p, "help: expected one command, not %d arguments", p->argc - p->i);
 	p->out->command = lookup_command(p->argv[p->i]);
 	if (p->out->command == XP_CMD_NONE)
-		return fail(p, "unknown command '%s' (try 'xport --help')",
-			    p->argv[p->i]);
+		return fail(p, "unknown command '%s' (try 'xport --help')", p->argv[p->i]);
 	return XP_CLI_HELP;
 }
 
-int xp_cli_parse(int argc, char **argv, struct xp_cli *out,
-		 char *err, size_t errlen)
+int xp_cli_parse(int argc, char **argv, struct xp_cli *out, char *err, size_t errlen)
 {
 	struct parser p = {
-		.argc = argc, .argv = argv, .i = 1, .out = out,
-		.err = err, .errlen = errlen, .cmd = XP_CMD_NONE,
+	    .argc = argc,
+	    .argv = argv,
+	    .i = 1,
+	    .out = out,
+	    .err = err,
+	    .errlen = errlen,
+	    .cmd = XP_CMD_NONE,
 	};
 	const char *name;
 	int rc;
@@ -1396,8 +1431,7 @@ int xp_cli_parse(int argc, char **argv, struct xp_cli *out,
 		return help_command(&p);
 	p.cmd = lookup_command(name);
 	if (p.cmd == XP_CMD_NONE)
-		return fail(&p, "unknown command '%s' (try 'xport --help')",
-			    name);
+		return fail(&p, "unknown command '%s' (try 'xport --help')", name);
 	out->command = p.cmd;
 	rc = command_args(&p);
 	if (!rc)

@@ -42,7 +42,7 @@ struct pipe_ctx {
 	xp_tls_ctx *tls_client, *tls_server;
 	struct lsn lsn[2];
 	struct waiting *waitq;
-	xp_transport *child;	/* the last exec: child, for its status */
+	xp_transport *child; /* the last exec: child, for its status */
 	int spawn_status;
 };
 
@@ -112,8 +112,9 @@ static void exec_done(xp_future *fut, void *arg)
 			xp_transport_release(px->child);
 		px->child = xp_transport_retain(xp_future_result(fut));
 	} else if (err != -ECANCELED) {
-		int st = err == -ENOENT ? XP_EXIT_NOTFOUND :
-			 err == -EACCES ? XP_EXIT_NOEXEC : XP_EXIT_FAIL;
+		int st = err == -ENOENT	  ? XP_EXIT_NOTFOUND
+			 : err == -EACCES ? XP_EXIT_NOEXEC
+					  : XP_EXIT_FAIL;
 
 		xp_err("%s: %s", f->name, xp_cli_strerror(err));
 		px->spawn_status = st;
@@ -260,7 +261,7 @@ static int stats_end(const struct xp_cli *c)
  * may be an unnamed one. */
 static void peer_label(const struct xp_cli_endpoint *e, char *buf, size_t size)
 {
-	char a[120];	/* "udp:" + this fits in a label */
+	char a[120]; /* "udp:" + this fits in a label */
 
 	if (e->kind == XP_EP_UDP) {
 		xp_cli_addr_str(&e->addr, 0, a, sizeof(a));
@@ -380,8 +381,8 @@ static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 		so.tls = px->tls_server;
 	l->px = px;
 	l->idx = i;
-	l->gate = (struct xp_gate_cfg){ .run = &px->run, .start = listen_start, .arg = l,
-					.max_conns = px->cli->max_conns };
+	l->gate = (struct xp_gate_cfg){
+	    .run = &px->run, .start = listen_start, .arg = l, .max_conns = px->cli->max_conns};
 	f = xp_cli_listen(px->run.loop, xp_gate_factory, &l->gate, &e->addr, &so);
 	err = f ? xp_loop_run_until_complete(px->run.loop, f) : -errno;
 	if (err < 0) {

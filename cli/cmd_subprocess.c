@@ -21,10 +21,10 @@ struct sub {
 	const struct xp_cli *cli;
 	xp_tls_ctx *tls;
 	struct xp_gate_cfg gate;
-	xp_relay *relay;          /* --connect: created by the factory */
+	xp_relay *relay; /* --connect: created by the factory */
 	struct xp_conn *conn;
-	xp_transport *child;      /* retained: the last child, for its status */
-	int spawn_status;         /* 126/127/1 if the command could not run */
+	xp_transport *child; /* retained: the last child, for its status */
+	int spawn_status;    /* 126/127/1 if the command could not run */
 	char name[300];
 };
 
@@ -53,8 +53,9 @@ static void spawned(xp_future *f, void *arg)
 		xp_log(1, "started %s (pid %d)", s->cli->cmd_argv[0],
 		       (int)xp_transport_get_pid(s->child));
 	} else {
-		int st = err == -ENOENT ? XP_EXIT_NOTFOUND :
-			 err == -EACCES ? XP_EXIT_NOEXEC : XP_EXIT_FAIL;
+		int st = err == -ENOENT	  ? XP_EXIT_NOTFOUND
+			 : err == -EACCES ? XP_EXIT_NOEXEC
+					  : XP_EXIT_FAIL;
 
 		xp_err("%s: %s", s->cli->cmd_argv[0],
 		       err == -ENOENT ? "command not found" : xp_cli_strerror(err));
@@ -222,7 +223,7 @@ static int start_listen(struct sub *s)
 	so.backlog = s->cli->backlog;
 	so.reuse_port = s->cli->reuse_port;
 	so.tls = s->tls;
-	s->gate = (struct xp_gate_cfg){ .run = &s->run, .start = listen_start, .arg = s };
+	s->gate = (struct xp_gate_cfg){.run = &s->run, .start = listen_start, .arg = s};
 	xp_cli_addr_str(&s->cli->sub_addr, 1, s->name, sizeof(s->name));
 	f = xp_cli_listen(s->run.loop, xp_gate_factory, &s->gate, &s->cli->sub_addr, &so);
 	err = f ? xp_loop_run_until_complete(s->run.loop, f) : -errno;
@@ -244,7 +245,7 @@ static int child_status(struct sub *s, int st)
 	if (s->spawn_status)
 		return s->spawn_status;
 	if (s->run.status_set && s->run.status >= 128)
-		return s->run.status;	/* a second signal */
+		return s->run.status; /* a second signal */
 	if (!s->child || xp_transport_get_returncode(s->child, &code) < 0)
 		return st;
 	if (code < 0)

@@ -25,9 +25,9 @@ struct client {
 	xp_tls_ctx *tls;
 	xp_relay *relay;
 	struct xp_conn *conn;
-	double deadline;        /* --wait-for, loop time; 0: no retry */
+	double deadline; /* --wait-for, loop time; 0: no retry */
 	int interactive;
-	xp_transport *itr;      /* interactive: the connected transport */
+	xp_transport *itr; /* interactive: the connected transport */
 	int last_err;
 	char name[300];
 };
@@ -44,8 +44,8 @@ static void hold_lost(xp_protocol *p, int err)
 }
 
 static const xp_protocol_ops hold_ops = {
-	.connection_made = hold_made,
-	.connection_lost = hold_lost,
+    .connection_made = hold_made,
+    .connection_lost = hold_lost,
 };
 
 static xp_protocol *hold_factory(void *arg)
@@ -165,9 +165,8 @@ static void attempt(struct client *c)
 	o.timeout = t;
 	o.tls = c->tls;
 	o.server_hostname = cli->servername;
-	f = xp_cli_connect(c->run.loop,
-			   cli->check || c->interactive ? hold_factory : relay_factory, c,
-			   &cli->addr, &o);
+	f = xp_cli_connect(c->run.loop, cli->check || c->interactive ? hold_factory : relay_factory,
+			   c, &cli->addr, &o);
 	if (!f) {
 		xp_err("connect %s: %s", c->name, strerror(errno));
 		xp_run_fail(&c->run, XP_EXIT_FAIL);
@@ -213,8 +212,8 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	xp_log_init(cli);
 	xp_cli_addr_str(&cli->addr, 0, c.name, sizeof(c.name));
 #ifdef XP_HAVE_READLINE
-	c.interactive = !cli->check && !cli->no_readline && isatty(0) &&
-			isatty(1) && xp_cli_interactive_available();
+	c.interactive = !cli->check && !cli->no_readline && isatty(0) && isatty(1) &&
+			xp_cli_interactive_available();
 #endif
 	if (cli->tls) {
 		c.tls = xp_cli_tls_ctx(cli, 0, &st);

@@ -33,8 +33,8 @@ struct srv {
 	/* workers */
 	struct srv_main *main;
 	pthread_t th;
-	char port[16];          /* the port to bind (worker 0's, for the others) */
-	int setup_status;       /* 0 once listening */
+	char port[16];	  /* the port to bind (worker 0's, for the others) */
+	int setup_status; /* 0 once listening */
 	xp_sockaddr addrs[8];
 	int naddrs;
 };
@@ -89,7 +89,7 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	} else {
 		snprintf(path, sizeof(path), "%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
 			 a->path);
-		fo.unix_path = path;	/* copied by xp_forward_new */
+		fo.unix_path = path; /* copied by xp_forward_new */
 	}
 	fo.connect.timeout = s->cli->connect_timeout > 0 ? s->cli->connect_timeout : 0;
 	xp_run_relay_opts(c, &fo.relay);
@@ -157,8 +157,8 @@ static int srv_listen(struct srv *s, const char *port, int reuse_port)
 	so.tls = s->tls;
 	if (port)
 		snprintf(a.port, sizeof(a.port), "%s", port);
-	s->gate = (struct xp_gate_cfg){ .run = &s->run, .start = srv_start, .arg = s,
-					.max_conns = cli->max_conns };
+	s->gate = (struct xp_gate_cfg){
+	    .run = &s->run, .start = srv_start, .arg = s, .max_conns = cli->max_conns};
 	/* One at a time for stdio: there is one stdin. */
 	if (cli->proto == XP_PROTO_STDIO && (!s->gate.max_conns || s->gate.max_conns > 1))
 		s->gate.max_conns = 1;

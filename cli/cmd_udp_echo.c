@@ -137,12 +137,12 @@ static void udp_lost(xp_protocol *pr, int err)
 }
 
 static const xp_protocol_ops udp_ops = {
-	.connection_made = udp_made,
-	.connection_lost = udp_lost,
-	.datagram_received = udp_datagram,
-	.error_received = udp_error,
-	.pause_writing = udp_pause,
-	.resume_writing = udp_resume,
+    .connection_made = udp_made,
+    .connection_lost = udp_lost,
+    .datagram_received = udp_datagram,
+    .error_received = udp_error,
+    .pause_writing = udp_pause,
+    .resume_writing = udp_resume,
 };
 
 static xp_protocol *udp_factory(void *arg)
@@ -175,7 +175,7 @@ static void udp_stop(struct xp_run *r)
  * v4-mapped), or IPv4 alone where IPv6 is missing. */
 static int any_socket(const struct xp_cli *c, int *fdp)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
 	int fd, off = 0, on = 1;
 
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -40,8 +40,7 @@ static void gate_made(xp_protocol *p, xp_transport *t)
 		if (r->cli->max_conns)
 			xp_log(0, "refused %s: over --max-conns %u", name, cfg->max_conns);
 		else
-			xp_log(0, "refused %s: busy (stdio serves one connection at a time)",
-			       name);
+			xp_log(0, "refused %s: busy (stdio serves one connection at a time)", name);
 		xp_transport_close(t);
 		return;
 	}
@@ -52,7 +51,7 @@ static void gate_made(xp_protocol *p, xp_transport *t)
 		return;
 	}
 	xp_transport_set_protocol(t, inner);
-	free(g);	/* the transport no longer refers to the gate */
+	free(g); /* the transport no longer refers to the gate */
 	if (inner->ops->connection_made)
 		inner->ops->connection_made(inner, t);
 }
@@ -64,8 +63,8 @@ static void gate_lost(xp_protocol *p, int err)
 }
 
 static const xp_protocol_ops gate_ops = {
-	.connection_made = gate_made,
-	.connection_lost = gate_lost,
+    .connection_made = gate_made,
+    .connection_lost = gate_lost,
 };
 
 xp_protocol *xp_gate_factory(void *cfg)

@@ -12,17 +12,17 @@
 #define HELP_COLUMN 30
 
 static const char *const group_titles[XP_GRP_COUNT] = {
-	[XP_GRP_COMMAND] = NULL,	/* "<command> options" */
-	[XP_GRP_SERVER] = "Server options",
-	[XP_GRP_TLS] = "TLS options",
-	[XP_GRP_STREAM] = "Stream options",
-	[XP_GRP_GLOBAL] = "Global options",
+    [XP_GRP_COMMAND] = NULL, /* "<command> options" */
+    [XP_GRP_SERVER] = "Server options",
+    [XP_GRP_TLS] = "TLS options",
+    [XP_GRP_STREAM] = "Stream options",
+    [XP_GRP_GLOBAL] = "Global options",
 };
 
 static const char exit_text[] =
-	"Exit status: 0 done, 1 failure, 64 usage error, 66 unreadable file,\n"
-	"69 cannot connect, 71 cannot listen, 75 timeout, 126/127 command\n"
-	"not executable/found, 128+N killed by signal N.\n";
+    "Exit status: 0 done, 1 failure, 64 usage error, 66 unreadable file,\n"
+    "69 cannot connect, 71 cannot listen, 75 timeout, 126/127 command\n"
+    "not executable/found, 128+N killed by signal N.\n";
 
 /* Left part of an option line: "  -x, --hexdump" or "      --grace SECONDS". */
 static int option_lhs(const struct xp_cli_option *o, char *buf, size_t len)
@@ -33,11 +33,9 @@ static int option_lhs(const struct xp_cli_option *o, char *buf, size_t len)
 		snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
 	switch (o->arg) {
 	case XP_ARG_REQUIRED:
-		return snprintf(buf, len, "  %s--%s %s", sh, o->name,
-				o->value_name);
+		return snprintf(buf, len, "  %s--%s %s", sh, o->name, o->value_name);
 	case XP_ARG_OPTIONAL:
-		return snprintf(buf, len, "  %s--%s[=%s]", sh, o->name,
-				o->value_name);
+		return snprintf(buf, len, "  %s--%s[=%s]", sh, o->name, o->value_name);
 	default:
 		return snprintf(buf, len, "  %s--%s", sh, o->name);
 	}
@@ -81,8 +79,7 @@ static void wrap(FILE *f, int col, const char *text)
 }
 
 /* One option line; note (if any) is appended to the help text. */
-static void print_option(FILE *f, const struct xp_cli_option *o,
-			 const char *note)
+static void print_option(FILE *f, const struct xp_cli_option *o, const char *note)
 {
 	char lhs[96], text[256];
 	int n = option_lhs(o, lhs, sizeof(lhs));
@@ -91,13 +88,11 @@ static void print_option(FILE *f, const struct xp_cli_option *o,
 		fprintf(f, "%-*s", HELP_COLUMN, lhs);
 	else
 		fprintf(f, "%s\n%*s", lhs, HELP_COLUMN, "");
-	snprintf(text, sizeof(text), "%s%s%s", o->help, note ? " " : "",
-		 note ? note : "");
+	snprintf(text, sizeof(text), "%s%s%s", o->help, note ? " " : "", note ? note : "");
 	wrap(f, HELP_COLUMN, text);
 }
 
-static int shown(const struct xp_cli_option *o, unsigned int mask,
-		 enum xp_cli_group g)
+static int shown(const struct xp_cli_option *o, unsigned int mask, enum xp_cli_group g)
 {
 	return !o->hidden && o->group == g && (o->commands & mask);
 }
@@ -125,8 +120,7 @@ static unsigned int common_mask(unsigned int mask, enum xp_cli_group g)
 }
 
 /* "[only tcp-server]" or "[also udp-echo]" for an option off the heading. */
-static const char *difference(unsigned int m, unsigned int common,
-			      char *buf, size_t len)
+static const char *difference(unsigned int m, unsigned int common, char *buf, size_t len)
 {
 	char names[128];
 	int also = (m & common) == common;
@@ -138,8 +132,8 @@ static const char *difference(unsigned int m, unsigned int common,
 	return buf;
 }
 
-static void print_group(FILE *f, const char *title, unsigned int mask,
-			enum xp_cli_group g, int annotate)
+static void print_group(FILE *f, const char *title, unsigned int mask, enum xp_cli_group g,
+			int annotate)
 {
 	unsigned int common = common_mask(mask, g);
 	char names[128], note[160];
@@ -157,9 +151,9 @@ static void print_group(FILE *f, const char *title, unsigned int mask,
 
 		if (!shown(o, mask, g))
 			continue;
-		print_option(f, o, annotate ?
-			     difference(o->commands & mask, common, note,
-					sizeof(note)) : NULL);
+		print_option(f, o,
+			     annotate ? difference(o->commands & mask, common, note, sizeof(note))
+				      : NULL);
 	}
 }
 
@@ -169,16 +163,14 @@ static void command_usage(FILE *f, enum xp_cli_command cmd)
 	char title[64];
 	int g;
 
-	fprintf(f, "Usage: xport [GLOBAL OPTIONS] %s [OPTIONS] %s\n\n",
-		ci->name, ci->args);
+	fprintf(f, "Usage: xport [GLOBAL OPTIONS] %s [OPTIONS] %s\n\n", ci->name, ci->args);
 	fprintf(f, "%c%s.\n", ci->summary[0] - 'a' + 'A', ci->summary + 1);
 	if (ci->details)
 		fprintf(f, "\n%s", ci->details);
 	snprintf(title, sizeof(title), "%s options", ci->name);
 	print_group(f, title, XP_IN(cmd), XP_GRP_COMMAND, 0);
 	for (g = XP_GRP_SERVER; g < XP_GRP_COUNT; g++)
-		print_group(f, group_titles[g], XP_IN(cmd),
-			    (enum xp_cli_group)g, 0);
+		print_group(f, group_titles[g], XP_IN(cmd), (enum xp_cli_group)g, 0);
 	fprintf(f, "\n%s", exit_text);
 }
 
@@ -190,7 +182,8 @@ static void all_usage(FILE *f)
 
 	fputs("Usage: xport [GLOBAL OPTIONS] COMMAND [OPTIONS] ARGS...\n"
 	      "       xport --help | --version | help COMMAND\n"
-	      "\nCommands:\n", f);
+	      "\nCommands:\n",
+	      f);
 	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
 		const struct xp_cli_cmdinfo *ci = &xp_cli_commands[cmd];
 		char lhs[64];
@@ -199,21 +192,20 @@ static void all_usage(FILE *f)
 		fprintf(f, "%-*s%s\n", HELP_COLUMN, lhs, ci->summary);
 		cmds |= XP_IN(cmd);
 	}
-	fprintf(f, "\n%s%s",
-		xp_cli_commands[XP_CMD_TCP_SERVER].details,
+	fprintf(f, "\n%s%s", xp_cli_commands[XP_CMD_TCP_SERVER].details,
 		xp_cli_commands[XP_CMD_PIPE].details);
 	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
-		snprintf(title, sizeof(title), "%s options",
-			 xp_cli_commands[cmd].name);
+		snprintf(title, sizeof(title), "%s options", xp_cli_commands[cmd].name);
 		print_group(f, title, XP_IN(cmd), XP_GRP_COMMAND, 0);
 	}
 	for (g = XP_GRP_SERVER; g < XP_GRP_COUNT; g++)
 		print_group(f, group_titles[g],
-			    g == XP_GRP_GLOBAL ? cmds | XP_IN(XP_CMD_NONE) :
-						 cmds,
+			    g == XP_GRP_GLOBAL ? cmds | XP_IN(XP_CMD_NONE) : cmds,
 			    (enum xp_cli_group)g, g != XP_GRP_GLOBAL);
-	fprintf(f, "\n'xport COMMAND --help' lists the options of one "
-		"command.\n%s", exit_text);
+	fprintf(f,
+		"\n'xport COMMAND --help' lists the options of one "
+		"command.\n%s",
+		exit_text);
 }
 
 void xp_cli_usage(FILE *f, enum xp_cli_command cmd)
@@ -224,18 +216,16 @@ void xp_cli_usage(FILE *f, enum xp_cli_command cmd)
 		command_usage(f, cmd);
 }
 
-static void dump_line(FILE *f, const char *cmd, const char *opt,
-		      const struct xp_cli_option *o)
+static void dump_line(FILE *f, const char *cmd, const char *opt, const struct xp_cli_option *o)
 {
 	static const char *const takes[] = {
-		[XP_ARG_NONE] = "0",
-		[XP_ARG_REQUIRED] = "1",
-		[XP_ARG_OPTIONAL] = "=",
+	    [XP_ARG_NONE] = "0",
+	    [XP_ARG_REQUIRED] = "1",
+	    [XP_ARG_OPTIONAL] = "=",
 	};
 
-	fprintf(f, "%s\t%s\t%s\t%s\t%s\t%s\n", cmd, opt, takes[o->arg],
-		o->help, o->value_name ? o->value_name : "",
-		o->choices ? o->choices : "");
+	fprintf(f, "%s\t%s\t%s\t%s\t%s\t%s\n", cmd, opt, takes[o->arg], o->help,
+		o->value_name ? o->value_name : "", o->choices ? o->choices : "");
 }
 
 /*
@@ -252,15 +242,12 @@ void xp_cli_dump_options(FILE *f)
 	size_t i;
 
 	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++)
-		fprintf(f, "xport\t%s\tcmd\t%s\t%s\t\n",
-			xp_cli_commands[cmd].name,
-			xp_cli_commands[cmd].summary,
-			xp_cli_commands[cmd].args);
+		fprintf(f, "xport\t%s\tcmd\t%s\t%s\t\n", xp_cli_commands[cmd].name,
+			xp_cli_commands[cmd].summary, xp_cli_commands[cmd].args);
 	fprintf(f, "xport\thelp\tcmd\tshow the help of a command\tCOMMAND\t\n");
 	for (i = 0; i < xp_cli_n_endpoints; i++)
-		fprintf(f, "pipe\t%s\tendpoint\t%s\t%s\t\n",
-			xp_cli_endpoints[i].prefix, xp_cli_endpoints[i].help,
-			xp_cli_endpoints[i].value_name);
+		fprintf(f, "pipe\t%s\tendpoint\t%s\t%s\t\n", xp_cli_endpoints[i].prefix,
+			xp_cli_endpoints[i].help, xp_cli_endpoints[i].value_name);
 	for (cmd = XP_CMD_NONE; cmd < XP_CMD_COUNT; cmd++) {
 		const char *name = cmd ? xp_cli_commands[cmd].name : "xport";
 
@@ -273,8 +260,7 @@ void xp_cli_dump_options(FILE *f)
 			snprintf(opt, sizeof(opt), "--%s", o->name);
 			dump_line(f, name, opt, o);
 			if (o->short_name) {
-				snprintf(opt, sizeof(opt), "-%c",
-					 o->short_name);
+				snprintf(opt, sizeof(opt), "-%c", o->short_name);
 				dump_line(f, name, opt, o);
 			}
 		}
@@ -283,22 +269,22 @@ void xp_cli_dump_options(FILE *f)
 
 static void print_addr(FILE *f, const char *key, const struct xp_cli_addr *a)
 {
-	static const char *const kinds[] = { "hostport", "unix", "abstract" };
+	static const char *const kinds[] = {"hostport", "unix", "abstract"};
 
-	fprintf(f, "%s=%s host=%s port=%s path=%s v6=%d\n", key,
-		kinds[a->kind], a->host, a->port, a->path, a->is_v6_literal);
+	fprintf(f, "%s=%s host=%s port=%s path=%s v6=%d\n", key, kinds[a->kind], a->host, a->port,
+		a->path, a->is_v6_literal);
 }
 
 static void print_endpoint(FILE *f, int i, const struct xp_cli_endpoint *e)
 {
 	static const char *const kinds[] = {
-		"stdio", "tcp", "tcp-listen", "tls", "tls-listen", "unix",
-		"unix-listen", "udp", "exec", "fd",
+	    "stdio", "tcp",	    "tcp-listen", "tls",  "tls-listen",
+	    "unix",  "unix-listen", "udp",	  "exec", "fd",
 	};
 	char key[24];
 
-	fprintf(f, "ep%d=%s command=%s fd=%d\n", i, kinds[e->kind],
-		e->command ? e->command : "", e->fd);
+	fprintf(f, "ep%d=%s command=%s fd=%d\n", i, kinds[e->kind], e->command ? e->command : "",
+		e->fd);
 	snprintf(key, sizeof(key), "ep%d.addr", i);
 	print_addr(f, key, &e->addr);
 }
@@ -312,8 +298,7 @@ static void print_rules(FILE *f, const struct xp_cli *c)
 		const struct xp_cli_cidr *r = &c->rules[i];
 
 		inet_ntop(r->family, r->addr, buf, sizeof(buf));
-		fprintf(f, "rule=%s %s/%u\n", r->allow ? "allow" : "deny",
-			buf, r->prefix);
+		fprintf(f, "rule=%s %s/%u\n", r->allow ? "allow" : "deny", buf, r->prefix);
 	}
 }
 
@@ -321,14 +306,13 @@ static void print_tls(FILE *f, const struct xp_cli *c)
 {
 	int i;
 
-	fprintf(f, "tls=%d cert=%s key=%s ca=%s insecure=%d\n", c->tls,
-		c->cert ? c->cert : "", c->key ? c->key : "",
-		c->ca ? c->ca : "", c->insecure);
+	fprintf(f, "tls=%d cert=%s key=%s ca=%s insecure=%d\n", c->tls, c->cert ? c->cert : "",
+		c->key ? c->key : "", c->ca ? c->ca : "", c->insecure);
 	fprintf(f, "pin=");
 	for (i = 0; c->has_pin && i < 32; i++)
 		fprintf(f, "%02x", c->pin[i]);
-	fprintf(f, "\nservername=%s alpn=%s\n",
-		c->servername ? c->servername : "", c->alpn ? c->alpn : "");
+	fprintf(f, "\nservername=%s alpn=%s\n", c->servername ? c->servername : "",
+		c->alpn ? c->alpn : "");
 }
 
 /* The resolved configuration as key=value lines (hidden --parse-only). */
@@ -337,32 +321,30 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 	int i;
 
 	fprintf(f, "command=%s\n", xp_cli_commands[c->command].name);
-	fprintf(f, "grace=%g verbosity=%d quiet=%d\n", c->grace,
-		c->verbosity, c->quiet);
-	fprintf(f, "high_water=%zu low_water=%zu read_size=%zu\n",
-		c->high_water, c->low_water, c->read_size);
-	fprintf(f, "half_close=%d eof_timeout=%g idle_timeout=%g "
-		"connect_timeout=%g\n", c->half_close, c->eof_timeout,
-		c->idle_timeout, c->connect_timeout);
-	fprintf(f, "hexdump=%d stats=%d progress=%d\n", c->hexdump,
-		(int)c->stats, c->progress);
+	fprintf(f, "grace=%g verbosity=%d quiet=%d\n", c->grace, c->verbosity, c->quiet);
+	fprintf(f, "high_water=%zu low_water=%zu read_size=%zu\n", c->high_water, c->low_water,
+		c->read_size);
+	fprintf(f,
+		"half_close=%d eof_timeout=%g idle_timeout=%g "
+		"connect_timeout=%g\n",
+		c->half_close, c->eof_timeout, c->idle_timeout, c->connect_timeout);
+	fprintf(f, "hexdump=%d stats=%d progress=%d\n", c->hexdump, (int)c->stats, c->progress);
 	print_tls(f, c);
-	fprintf(f, "keep_open=%d resolved_keep_open=%d once=%d "
+	fprintf(f,
+		"keep_open=%d resolved_keep_open=%d once=%d "
 		"max_conns=%u backlog=%d reuse_port=%d workers=%u "
-		"port_file=%s\n", c->keep_open, xp_cli_keep_open(c), c->once,
-		c->max_conns, c->backlog, c->reuse_port, c->workers,
-		c->port_file ? c->port_file : "");
+		"port_file=%s\n",
+		c->keep_open, xp_cli_keep_open(c), c->once, c->max_conns, c->backlog, c->reuse_port,
+		c->workers, c->port_file ? c->port_file : "");
 	print_rules(f, c);
-	fprintf(f, "wait_for=%g check=%d crlf=%d no_readline=%d\n",
-		c->wait_for, c->check, c->crlf, c->no_readline);
-	fprintf(f, "sub_mode=%d stderr=%d signal=%d kill_after=%g argc=%d\n",
-		(int)c->sub_mode, (int)c->stderr_mode, c->signal,
-		c->kill_after, c->cmd_argc);
+	fprintf(f, "wait_for=%g check=%d crlf=%d no_readline=%d\n", c->wait_for, c->check, c->crlf,
+		c->no_readline);
+	fprintf(f, "sub_mode=%d stderr=%d signal=%d kill_after=%g argc=%d\n", (int)c->sub_mode,
+		(int)c->stderr_mode, c->signal, c->kill_after, c->cmd_argc);
 	for (i = 0; i < c->cmd_argc; i++)
 		fprintf(f, "argv[%d]=%s\n", i, c->cmd_argv[i]);
 	print_addr(f, "sub_addr", &c->sub_addr);
-	fprintf(f, "proto=%d exec=%s\n", (int)c->proto,
-		c->exec_cmd ? c->exec_cmd : "");
+	fprintf(f, "proto=%d exec=%s\n", (int)c->proto, c->exec_cmd ? c->exec_cmd : "");
 	print_addr(f, "forward", &c->forward);
 	print_addr(f, "addr", &c->addr);
 	if (c->command == XP_CMD_PIPE)

@@ -28,7 +28,7 @@
 #include "xport.h"
 
 int xp_cli_interactive(xp_loop *loop, xp_transport *t, const struct xp_cli *c)
-	__attribute__((weak));
+    __attribute__((weak));
 
 static inline int xp_cli_interactive_available(void)
 {

@@ -49,11 +49,11 @@ static int finish_stdout(void)
 static int run(const struct xp_cli *cli)
 {
 	static int (*const commands[])(const struct xp_cli *) = {
-		[XP_CMD_TCP_SERVER] = xp_cmd_tcp_server,
-		[XP_CMD_TCP_CLIENT] = xp_cmd_tcp_client,
-		[XP_CMD_UDP_ECHO] = xp_cmd_udp_echo,
-		[XP_CMD_SUBPROCESS] = xp_cmd_subprocess,
-		[XP_CMD_PIPE] = xp_cmd_pipe,
+	    [XP_CMD_TCP_SERVER] = xp_cmd_tcp_server,
+	    [XP_CMD_TCP_CLIENT] = xp_cmd_tcp_client,
+	    [XP_CMD_UDP_ECHO] = xp_cmd_udp_echo,
+	    [XP_CMD_SUBPROCESS] = xp_cmd_subprocess,
+	    [XP_CMD_PIPE] = xp_cmd_pipe,
 	};
 
 	return commands[cli->command](cli);
@@ -61,7 +61,7 @@ static int run(const struct xp_cli *cli)
 
 int main(int argc, char **argv)
 {
-	static struct xp_cli cli;	/* large; keep it off the stack */
+	static struct xp_cli cli; /* large; keep it off the stack */
 	char err[512];
 	int rc;
 

@@ -15,7 +15,7 @@
 #define XPORT_VERSION "0.1.0"
 
 enum xp_cli_command {
-	XP_CMD_NONE = 0,	/* top level: `xport --help`, `xport -V` */
+	XP_CMD_NONE = 0, /* top level: `xport --help`, `xport -V` */
 	XP_CMD_TCP_SERVER,
 	XP_CMD_TCP_CLIENT,
 	XP_CMD_UDP_ECHO,
@@ -33,11 +33,7 @@ enum xp_cli_command {
  * For XP_ADDR_UNIX_ABSTRACT, path holds the name without the leading '@'.
  */
 struct xp_cli_addr {
-	enum {
-		XP_ADDR_HOSTPORT,
-		XP_ADDR_UNIX,
-		XP_ADDR_UNIX_ABSTRACT
-	} kind;
+	enum { XP_ADDR_HOSTPORT, XP_ADDR_UNIX, XP_ADDR_UNIX_ABSTRACT } kind;
 	char host[256];
 	char port[16];
 	char path[108];
@@ -65,10 +61,10 @@ struct xp_cli_endpoint {
 
 /* One --allow/--deny rule; the rules keep the order of the command line. */
 struct xp_cli_cidr {
-	int family;			/* AF_INET or AF_INET6 */
-	unsigned char addr[16];		/* network byte order, host bits zeroed */
-	unsigned int prefix;		/* 0..32 or 0..128 */
-	int allow;			/* 1 --allow, 0 --deny */
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network byte order, host bits zeroed */
+	unsigned int prefix;	/* 0..32 or 0..128 */
+	int allow;		/* 1 --allow, 0 --deny */
 };
 
 #define XP_CLI_MAX_RULES 64
@@ -85,16 +81,12 @@ enum xp_cli_proto {
 };
 
 enum xp_cli_sub_mode {
-	XP_SUB_LOCAL = 0,	/* stream the child's stdio to xport's own */
-	XP_SUB_CONNECT,		/* --connect ADDR */
-	XP_SUB_LISTEN		/* --listen ADDR */
+	XP_SUB_LOCAL = 0, /* stream the child's stdio to xport's own */
+	XP_SUB_CONNECT,	  /* --connect ADDR */
+	XP_SUB_LISTEN	  /* --listen ADDR */
 };
 
-enum xp_cli_stderr {
-	XP_STDERR_MERGE = 0,
-	XP_STDERR_SEPARATE,
-	XP_STDERR_INHERIT
-};
+enum xp_cli_stderr { XP_STDERR_MERGE = 0, XP_STDERR_SEPARATE, XP_STDERR_INHERIT };
 
 /* keep_open before resolution: -k not given, so the protocol decides. */
 #define XP_KEEP_OPEN_DEFAULT (-1)
@@ -108,63 +100,63 @@ struct xp_cli {
 	enum xp_cli_command command;
 
 	/* global */
-	double grace;			/* default 5 */
-	int verbosity;			/* number of -v */
+	double grace;  /* default 5 */
+	int verbosity; /* number of -v */
 	int quiet;
 
 	/* stream; watermarks already resolved (H/4, 4L, defaults) */
-	size_t high_water;		/* default 64K */
-	size_t low_water;		/* default 16K */
-	size_t read_size;		/* default 64K, never 0 */
-	int half_close;			/* default 1 */
-	double eof_timeout;		/* <0: wait for ever */
-	double idle_timeout;		/* <0: none */
-	double connect_timeout;		/* default 30; <0: none */
+	size_t high_water;	/* default 64K */
+	size_t low_water;	/* default 16K */
+	size_t read_size;	/* default 64K, never 0 */
+	int half_close;		/* default 1 */
+	double eof_timeout;	/* <0: wait for ever */
+	double idle_timeout;	/* <0: none */
+	double connect_timeout; /* default 30; <0: none */
 	int hexdump;
 	enum xp_cli_stats stats;
 	int progress;
 
 	/* TLS */
-	int tls;			/* --tls (never set for pipe) */
+	int tls; /* --tls (never set for pipe) */
 	const char *cert;
-	const char *key;		/* NULL: the key is in the cert file */
+	const char *key; /* NULL: the key is in the cert file */
 	const char *ca;
 	int insecure;
 	int has_pin;
-	unsigned char pin[32];		/* raw SHA-256 of the DER certificate */
+	unsigned char pin[32]; /* raw SHA-256 of the DER certificate */
 	const char *servername;
-	const char *alpn;		/* validated comma-separated list */
+	const char *alpn; /* validated comma-separated list */
 
 	/* server */
-	int keep_open;			/* XP_KEEP_OPEN_DEFAULT, 0 or 1 */
+	int keep_open; /* XP_KEEP_OPEN_DEFAULT, 0 or 1 */
 	int once;
-	unsigned int max_conns;		/* 0: unlimited */
-	int backlog;			/* default 128 */
+	unsigned int max_conns; /* 0: unlimited */
+	int backlog;		/* default 128 */
 	int reuse_port;
-	unsigned int workers;		/* default 1 */
+	unsigned int workers; /* default 1 */
 	unsigned int n_rules;
 	struct xp_cli_cidr rules[XP_CLI_MAX_RULES];
 	const char *port_file;
 
 	/* tcp-client */
-	double wait_for;		/* <0: not given */
+	double wait_for; /* <0: not given */
 	int check;
 	int crlf;
 	int no_readline;
 
 	/* subprocess */
 	enum xp_cli_sub_mode sub_mode;
-	struct xp_cli_addr sub_addr;	/* for --connect / --listen */
+	struct xp_cli_addr sub_addr; /* for --connect / --listen */
 	enum xp_cli_stderr stderr_mode;
-	int signal;			/* default SIGTERM */
-	double kill_after;		/* <0: never SIGKILL */
+	int signal;	   /* default SIGTERM */
+	double kill_after; /* <0: never SIGKILL */
 	int cmd_argc;
-	char **cmd_argv;		/* NULL-terminated, points into argv */
+	char **cmd_argv; /* NULL-terminated, points into argv */
 
 	/* tcp-server */
 	enum xp_cli_proto proto;
-	const char *exec_cmd;		/* -e / --exec */
-	struct xp_cli_addr forward;	/* valid when proto == FORWARD */
+	const char *exec_cmd;	    /* -e / --exec */
+	struct xp_cli_addr forward; /* valid when proto == FORWARD */
 
 	/* positional ADDR of tcp-server, tcp-client, udp-echo */
 	struct xp_cli_addr addr;

@@ -25,7 +25,7 @@ void xp_progress_add(uint64_t sent, uint64_t received)
 
 static void human(char *buf, size_t size, double v)
 {
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	int u = 0;
 
 	while (v >= 1024 && u < 4) {

@@ -22,8 +22,8 @@
 static int quiet_handler(xp_loop *loop, const xp_context *ctx, void *arg)
 {
 	if (xp_log_on(2))
-		xp_err("%s%s%s", ctx->message ? ctx->message : "error",
-		       ctx->error ? ": " : "", ctx->error ? xp_cli_strerror(ctx->error) : "");
+		xp_err("%s%s%s", ctx->message ? ctx->message : "error", ctx->error ? ": " : "",
+		       ctx->error ? xp_cli_strerror(ctx->error) : "");
 	return 0;
 }
 
@@ -252,7 +252,7 @@ void xp_run_fix_peer(const struct xp_conn *c, xp_conn_stats *st)
 		return;
 	}
 	if (!st->peer[0])
-		return;	/* "-" / "connection": not a socket at all */
+		return; /* "-" / "connection": not a socket at all */
 	sa = c->t ? xp_transport_get_extra_info(c->t, "sockname", NULL) : NULL;
 	if (sa && sa->len > 0 && xp_sockaddr_format(&sa->u.sa, sa->len, buf, sizeof(buf)) == 0 &&
 	    strcmp(buf, "unix:") != 0)
@@ -364,8 +364,8 @@ static void report_end(struct xp_conn *c, int single)
 
 	if (!strcmp(e, "timeout")) {
 		snprintf(why, sizeof(why), "%s",
-			 st->error && st->error != -ETIMEDOUT ? xp_cli_strerror(st->error) :
-								 "timed out");
+			 st->error && st->error != -ETIMEDOUT ? xp_cli_strerror(st->error)
+							      : "timed out");
 	} else if (st->error) {
 		snprintf(why, sizeof(why), "%s", xp_cli_strerror(st->error));
 	} else if (!strcmp(e, "reset")) {

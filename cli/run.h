@@ -80,13 +80,13 @@ struct xp_run;
 struct xp_conn {
 	struct xp_conn *prev, *next;
 	struct xp_run *run;
-	xp_transport *t;           /* retained: the socket to reset on abort */
-	xp_relay *relay;           /* when relay based */
-	const xp_conn_stats *st;   /* between on_start and the end */
-	xp_conn_stats last;        /* copy at the end */
+	xp_transport *t;	 /* retained: the socket to reset on abort */
+	xp_relay *relay;	 /* when relay based */
+	const xp_conn_stats *st; /* between on_start and the end */
+	xp_conn_stats last;	 /* copy at the end */
 	int ended;
 	int is_relay;
-	void *cmd;                 /* the command's own per-connection data */
+	void *cmd; /* the command's own per-connection data */
 	/* What to call the peer when the library cannot name it (an unnamed
 	 * Unix socket, e.g. the udp: endpoint's internal socket pair or an
 	 * inherited fd:N socket pair): "udp:HOST:PORT", "fd:N". */
@@ -96,16 +96,16 @@ struct xp_conn {
 struct xp_run {
 	xp_loop *loop;
 	const struct xp_cli *cli;
-	struct xp_conn head;       /* list of open connections */
+	struct xp_conn head; /* list of open connections */
 	unsigned int nconns;
-	unsigned long started;     /* connections ever started */
+	unsigned long started; /* connections ever started */
 	xp_server *servers[4];
 	int nservers;
-	int no_more;               /* nothing new will start: stop when idle */
-	int stopping;              /* a first SIGINT/SIGTERM was handled */
-	int status;                /* exit status so far */
+	int no_more;  /* nothing new will start: stop when idle */
+	int stopping; /* a first SIGINT/SIGTERM was handled */
+	int status;   /* exit status so far */
 	int status_set;
-	int worker;                /* a --workers thread (no signal handlers) */
+	int worker; /* a --workers thread (no signal handlers) */
 	xp_handle *grace;
 	/* Optional: the first signal (close listeners of the command). */
 	void (*on_stop)(struct xp_run *r);
@@ -168,7 +168,7 @@ struct xp_gate_cfg {
 	struct xp_run *run;
 	xp_gate_start start;
 	void *arg;
-	unsigned int max_conns;  /* 0: no limit */
+	unsigned int max_conns; /* 0: no limit */
 };
 xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
 

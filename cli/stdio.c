@@ -20,7 +20,7 @@
 
 #include "run.h"
 
-static int saved_flags[2] = { -1, -1 };
+static int saved_flags[2] = {-1, -1};
 
 void xp_cli_stdio_save(void)
 {
@@ -76,7 +76,7 @@ static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
-	w->f = (struct pfact){ r, end, writer };
+	w->f = (struct pfact){r, end, writer};
 	w->what = writer ? "standard output" : "standard input";
 	fut = writer ? xp_connect_write_pipe(loop, pipe_factory, &w->f, fd)
 		     : xp_connect_read_pipe(loop, pipe_factory, &w->f, fd);
@@ -145,7 +145,7 @@ static int in_eof(xp_protocol *p)
 
 	c->eof = 1;
 	if (c->wt)
-		xp_transport_close(c->wt);	/* flushes; the relay sees EOF */
+		xp_transport_close(c->wt); /* flushes; the relay sees EOF */
 	return 0;
 }
 
@@ -197,17 +197,17 @@ static void out_lost(xp_protocol *p, int err)
 }
 
 static const xp_protocol_ops in_ops = {
-	.connection_made = in_made,
-	.connection_lost = in_lost,
-	.data_received = in_data,
-	.eof_received = in_eof,
+    .connection_made = in_made,
+    .connection_lost = in_lost,
+    .data_received = in_data,
+    .eof_received = in_eof,
 };
 
 static const xp_protocol_ops out_ops = {
-	.connection_made = out_made,
-	.connection_lost = out_lost,
-	.pause_writing = out_pause,
-	.resume_writing = out_resume,
+    .connection_made = out_made,
+    .connection_lost = out_lost,
+    .pause_writing = out_pause,
+    .resume_writing = out_resume,
 };
 
 static xp_protocol *crlf_in_factory(void *arg)

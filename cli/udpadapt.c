@@ -25,15 +25,15 @@
 #include "run.h"
 
 struct udpa {
-	struct udpa *next;      /* all adapters, for xp_cli_udp_stop() */
-	xp_protocol dp, sp;     /* datagram side, pair side */
+	struct udpa *next;  /* all adapters, for xp_cli_udp_stop() */
+	xp_protocol dp, sp; /* datagram side, pair side */
 	xp_transport *dt, *st;
 	struct xp_run *run;
 	double linger;
 	xp_handle *timer;
 	int refs;
 	int ending;
-	int failed;             /* the UDP socket could not be made */
+	int failed; /* the UDP socket could not be made */
 	char name[300];
 };
 
@@ -65,7 +65,7 @@ static void sp_made(xp_protocol *p, xp_transport *t)
 	if (u->failed)
 		xp_transport_abort(t);
 	else if (!u->dt)
-		xp_transport_pause_reading(t);	/* until the UDP socket exists */
+		xp_transport_pause_reading(t); /* until the UDP socket exists */
 }
 
 static int sp_data(xp_protocol *p, const void *data, size_t len)
@@ -113,13 +113,13 @@ static int sp_eof(xp_protocol *p)
 	if (!u->ending) {
 		u->ending = 1;
 		if (u->linger > 0)
-			u->timer = xp_call_later(xp_transport_get_loop(u->st), u->linger,
-						 linger_cb, u);
+			u->timer =
+			    xp_call_later(xp_transport_get_loop(u->st), u->linger, linger_cb, u);
 		else if (u->run->stopping)
 			linger_end(u);
 		/* else for ever: until a signal stops the run */
 	}
-	return 1;	/* keep writing replies until the linger ends */
+	return 1; /* keep writing replies until the linger ends */
 }
 
 static void sp_lost(xp_protocol *p, int err)
@@ -133,10 +133,10 @@ static void sp_lost(xp_protocol *p, int err)
 }
 
 static const xp_protocol_ops sp_ops = {
-	.connection_made = sp_made,
-	.connection_lost = sp_lost,
-	.data_received = sp_data,
-	.eof_received = sp_eof,
+    .connection_made = sp_made,
+    .connection_lost = sp_lost,
+    .data_received = sp_data,
+    .eof_received = sp_eof,
 };
 
 /* ---- the datagram side ---- */
@@ -187,10 +187,10 @@ static void dp_lost(xp_protocol *p, int err)
 }
 
 static const xp_protocol_ops dp_ops = {
-	.connection_made = dp_made,
-	.connection_lost = dp_lost,
-	.datagram_received = dp_datagram,
-	.error_received = dp_error,
+    .connection_made = dp_made,
+    .connection_lost = dp_lost,
+    .datagram_received = dp_datagram,
+    .error_received = dp_error,
 };
 
 static xp_protocol *dp_factory(void *arg)

@@ -49,7 +49,7 @@ void xp__backend_destroy(xp_loop *loop)
 int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
 {
 	struct epoll_backend *b = *xp__loop_backend_slot(loop);
-	struct epoll_event ev = { .data.ptr = w };
+	struct epoll_event ev = {.data.ptr = w};
 	int op;
 	if (events & XP_IO_READ)
 		ev.events |= EPOLLIN;
@@ -75,7 +75,7 @@ void xp__backend_forget(xp_loop *loop, struct xp_io *w)
 {
 	struct epoll_backend *b = *xp__loop_backend_slot(loop);
 	if (w->registered) {
-		struct epoll_event ev = { 0 };
+		struct epoll_event ev = {0};
 		epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, &ev);
 		w->registered = 0;
 	}

@@ -139,9 +139,9 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 		return;
 	}
 	if (w->tls) {
-		xp_future *inner = xp__tls_wrap(loop, t, NULL, w->factory, w->arg, w->tls,
-						w->server_side, w->hostname, w->handshake_timeout,
-						NULL);
+		xp_future *inner =
+		    xp__tls_wrap(loop, t, NULL, w->factory, w->arg, w->tls, w->server_side,
+				 w->hostname, w->handshake_timeout, NULL);
 
 		if (!inner) {
 			xp_future_set_error(fut, errno ? -errno : -ENOMEM);

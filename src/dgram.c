@@ -678,9 +678,8 @@ static void dc_resolved(xp_future *f, void *arg)
 static int dc_resolve(struct dg_create *c, const char *host, const char *port, bool local,
 		      struct addrinfo **out, xp_future **fut)
 {
-	struct addrinfo hints = {.ai_family = c->family,
-				 .ai_socktype = SOCK_DGRAM,
-				 .ai_flags = local ? AI_PASSIVE : 0};
+	struct addrinfo hints = {
+	    .ai_family = c->family, .ai_socktype = SOCK_DGRAM, .ai_flags = local ? AI_PASSIVE : 0};
 	int r = xp__resolve(c->loop, host, port ? port : "0", &hints, out, fut);
 
 	if (r == 0 && *fut)

@@ -23,7 +23,7 @@ struct xp_executor {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct job *todo, *todo_tail; /* waiting for a worker */
-	struct job *finished;         /* waiting for the loop */
+	struct job *finished;	      /* waiting for the loop */
 	pthread_t threads[MAX_WORKERS];
 	int nthreads, idle;
 	bool stop, drain_queued;
@@ -190,7 +190,7 @@ struct call {
 	void *result;
 	int err;
 	bool ran;
-	void (*dtor)(void *);     /* how to free an unwanted result */
+	void (*dtor)(void *);	  /* how to free an unwanted result */
 	void (*arg_dtor)(void *); /* how to free arg if fn never runs */
 };
 
@@ -323,8 +323,8 @@ static bool all_digits(const char *s)
 	return true;
 }
 
-int xp__resolve(xp_loop *loop, const char *host, const char *port,
-		const struct addrinfo *hints, struct addrinfo **ai, xp_future **fut)
+int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
+		struct addrinfo **ai, xp_future **fut)
 {
 	struct addrinfo h = *hints;
 	int r;

@@ -100,8 +100,7 @@ const char *xp__backend_name(void);
 /* The loop's private pointer for its backend. */
 void **xp__loop_backend_slot(xp_loop *loop);
 /* Report to the exception handler. */
-void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t,
-		     xp_protocol *p);
+void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t, xp_protocol *p);
 /* A scratch buffer for reads (shared by all transports of the loop; its
  * contents are only valid until the next read).  *len >= 256 KiB. */
 void *xp__loop_read_buffer(xp_loop *loop, size_t *len);
@@ -113,15 +112,14 @@ void xp__loop_track(xp_loop *loop, struct xp_list *node);
 /* Debug mode: is the caller on the loop's thread?  Reports if not. */
 bool xp__loop_thread_ok(xp_loop *loop, const char *what);
 /* Complete a future on the loop thread from a worker thread. */
-int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg),
-			void *arg);
+int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 
 /* Resolve host:port.  Numeric hosts are answered here and now: 0 with *ai
  * set (freeaddrinfo it).  Names go to the executor: 0 with *fut set (its
  * result an owned addrinfo list).  Otherwise a negative error (XP_ERESOLVE
  * when the name cannot be resolved). */
-int xp__resolve(xp_loop *loop, const char *host, const char *port,
-		const struct addrinfo *hints, struct addrinfo **ai, xp_future **fut);
+int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
+		struct addrinfo **ai, xp_future **fut);
 
 /* fd helpers */
 int xp__set_nonblock(int fd, bool on);
@@ -192,21 +190,21 @@ struct xp_transport {
 	const struct xp_transport_vt *vt;
 	xp_loop *loop;
 	xp_protocol *protocol;
-	xp_server *server;          /* accepted by this server, or NULL */
+	xp_server *server;	    /* accepted by this server, or NULL */
 	struct xp_list server_node; /* on server's connection list */
 	struct xp_list loop_node;   /* on loop's live list (debug report) */
-	size_t high, low;           /* write watermarks */
-	size_t read_size;           /* bytes per read for plain Protocols */
-	bool closing;               /* close/abort/fatal happened */
-	bool reading;               /* wanted by the protocol (is_reading) */
-	bool eof;                   /* eof_received delivered: never read again */
-	bool made;                  /* connection_made delivered */
-	bool lost_scheduled;        /* connection_lost queued: exactly once */
-	bool lost;                  /* connection_lost delivered */
-	bool proto_paused;          /* pause_writing delivered, resume owed */
-	xp_future *waiter;          /* completed with t after connection_made */
+	size_t high, low;	    /* write watermarks */
+	size_t read_size;	    /* bytes per read for plain Protocols */
+	bool closing;		    /* close/abort/fatal happened */
+	bool reading;		    /* wanted by the protocol (is_reading) */
+	bool eof;		    /* eof_received delivered: never read again */
+	bool made;		    /* connection_made delivered */
+	bool lost_scheduled;	    /* connection_lost queued: exactly once */
+	bool lost;		    /* connection_lost delivered */
+	bool proto_paused;	    /* pause_writing delivered, resume owed */
+	xp_future *waiter;	    /* completed with t after connection_made */
 	int lost_err;
-	int refs;                   /* the loop's until connection_lost, + retains */
+	int refs; /* the loop's until connection_lost, + retains */
 };
 
 /* Allocate size bytes (>= sizeof(xp_transport)) zeroed and initialised;
@@ -276,7 +274,6 @@ xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
  * -ENOTSUP unless both are plain stream transports. */
 int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
 		      void *arg);
-
 
 /* ---- connect.c ---- */
 

@@ -518,7 +518,7 @@ static void run_handle(xp_loop *loop, xp_handle *h)
 	double t0 = loop->debug ? xp_loop_time(loop) : 0;
 	int r = h->cb(h->arg);
 	if (r < 0) {
-		xp_context ctx = { .message = "Exception in callback", .error = r, .handle = h };
+		xp_context ctx = {.message = "Exception in callback", .error = r, .handle = h};
 		xp_loop_call_exception_handler(loop, &ctx);
 	}
 	if (loop->debug) {
@@ -757,17 +757,16 @@ void xp_loop_call_exception_handler(xp_loop *loop, const xp_context *ctx)
 		return;
 	}
 	if (loop->exc_handler(loop, ctx, loop->exc_arg) != 0) {
-		xp_context c = { .message = "Unhandled error in exception handler",
-				 .error = XP_ECALLBACK };
+		xp_context c = {.message = "Unhandled error in exception handler",
+				.error = XP_ECALLBACK};
 		xp_loop_default_exception_handler(loop, &c);
 		xp_loop_default_exception_handler(loop, ctx);
 	}
 }
 
-void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t,
-		     xp_protocol *p)
+void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t, xp_protocol *p)
 {
-	xp_context ctx = { .message = message, .error = err, .transport = t, .protocol = p };
+	xp_context ctx = {.message = message, .error = err, .transport = t, .protocol = p};
 	xp_loop_call_exception_handler(loop, &ctx);
 }
 

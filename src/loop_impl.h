@@ -17,7 +17,7 @@ struct xp_handle {
 	bool cancelled;
 	bool is_timer;
 	double when;
-	uint64_t seq;      /* scheduling order: equal deadlines fire FIFO */
+	uint64_t seq;	   /* scheduling order: equal deadlines fire FIFO */
 	size_t heap_index; /* SIZE_MAX when not in the heap */
 	xp_callback cb;
 	void *arg;
@@ -46,7 +46,7 @@ struct xp_loop {
 
 	struct xp_list always_ready; /* xp_io refused by the backend */
 	struct xp_list transports;   /* live transports, for the debug report */
-	struct fd_watch **fdw;       /* add_reader/add_writer, by fd */
+	struct fd_watch **fdw;	     /* add_reader/add_writer, by fd */
 	size_t nfdw;
 
 	/* call_soon_threadsafe */

@@ -168,9 +168,8 @@ static void accept_one(struct xp_server *s, int fd)
 	}
 	if (s->tls) {
 		/* The TLS layer attaches its transport to the server itself. */
-		xp_future *f =
-		    xp__tls_wrap(s->loop, t, NULL, s->factory, s->arg, s->tls, 1, NULL,
-				 s->handshake_timeout, s);
+		xp_future *f = xp__tls_wrap(s->loop, t, NULL, s->factory, s->arg, s->tls, 1, NULL,
+					    s->handshake_timeout, s);
 		if (f)
 			xp_future_release(f);
 		return;
@@ -701,13 +700,12 @@ static void screate_resolved(xp_future *f, void *arg)
 
 static void screate_resolve(struct screate *sc, const char *host, const char *port)
 {
-	struct addrinfo hints = {.ai_family = sc->opts.family,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = sc->opts.family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *ai;
 	xp_future *rf;
-	int r = xp__resolve(sc->loop, sc->everywhere ? NULL : host, port ? port : "0", &hints,
-			    &ai, &rf);
+	int r = xp__resolve(sc->loop, sc->everywhere ? NULL : host, port ? port : "0", &hints, &ai,
+			    &rf);
 
 	if (r < 0) {
 		xp_future_set_error(sc->fut, r);

@@ -18,8 +18,8 @@ struct sig_entry {
 
 struct xp_signals {
 	struct sig_entry e[_NSIG];
-	sigset_t mask;      /* the signals we handle */
-	sigset_t saved;     /* the thread's mask before we blocked any */
+	sigset_t mask;	/* the signals we handle */
+	sigset_t saved; /* the thread's mask before we blocked any */
 	struct xp_io io;
 	int fd;
 };
@@ -118,7 +118,7 @@ int xp_add_signal_handler(xp_loop *loop, int sig, xp_callback cb, void *arg)
 			pthread_sigmask(SIG_UNBLOCK, &one, NULL);
 		return r;
 	}
-	s->e[sig] = (struct sig_entry){ cb, arg, true };
+	s->e[sig] = (struct sig_entry){cb, arg, true};
 	return 0;
 }
 

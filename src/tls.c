@@ -383,10 +383,10 @@ struct tls {
 	double handshake_timeout;
 	int app_err; /* connection_lost's error once raw is gone */
 	bool have_app_err;
-	bool raw_gone;	  /* raw's connection_lost arrived */
-	bool raw_paused;  /* raw is over its high watermark: stop encrypting */
-	bool raw_eof;	  /* TCP EOF from the peer */
-	bool app_started; /* xp__transport_start(app) was called */
+	bool raw_gone;		     /* raw's connection_lost arrived */
+	bool raw_paused;	     /* raw is over its high watermark: stop encrypting */
+	bool raw_eof;		     /* TCP EOF from the peer */
+	bool app_started;	     /* xp__transport_start(app) was called */
 	xp_protocol_factory factory; /* makes the app protocol after the handshake */
 	void *factory_arg;
 	bool app_made;	  /* app's connection_made returned */

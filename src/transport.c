@@ -349,7 +349,7 @@ void xp_transport_resume_reading(xp_transport *t)
 
 int xp_transport_write(xp_transport *t, const void *data, size_t len)
 {
-	struct iovec iov = { (void *)data, len };
+	struct iovec iov = {(void *)data, len};
 	return xp_transport_writelines(t, &iov, 1);
 }
 

@@ -105,8 +105,8 @@ int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->len = sizeof(out->u.ss);
-	int r = peer ? getpeername(fd, &out->u.sa, &out->len) : getsockname(fd, &out->u.sa,
-									     &out->len);
+	int r =
+	    peer ? getpeername(fd, &out->u.sa, &out->len) : getsockname(fd, &out->u.sa, &out->len);
 	if (r < 0) {
 		out->len = 0;
 		return -errno;

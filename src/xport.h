@@ -226,8 +226,7 @@ xp_future *xp_getnameinfo(xp_loop *loop, const struct sockaddr *sa, socklen_t le
 xp_future *xp_sock_recv(xp_loop *loop, int sock, void *buf, size_t len);
 xp_future *xp_sock_recv_into(xp_loop *loop, int sock, void *buf, size_t len);
 xp_future *xp_sock_recvfrom(xp_loop *loop, int sock, void *buf, size_t len, xp_sockaddr *from);
-xp_future *xp_sock_recvfrom_into(xp_loop *loop, int sock, void *buf, size_t len,
-				 xp_sockaddr *from);
+xp_future *xp_sock_recvfrom_into(xp_loop *loop, int sock, void *buf, size_t len, xp_sockaddr *from);
 xp_future *xp_sock_sendall(xp_loop *loop, int sock, const void *data, size_t len);
 xp_future *xp_sock_sendto(xp_loop *loop, int sock, const void *data, size_t len,
 			  const struct sockaddr *to, socklen_t tolen);
@@ -340,8 +339,8 @@ int xp_transport_set_read_size(xp_transport *t, size_t size);
 /* DatagramTransport: addr NULL sends to the connected peer (-EDESTADDRREQ
  * if not connected; the endpoint stays open); an addr other than the
  * connected peer is -EINVAL. */
-int xp_transport_sendto(xp_transport *t, const void *data, size_t len,
-			const struct sockaddr *addr, socklen_t addrlen);
+int xp_transport_sendto(xp_transport *t, const void *data, size_t len, const struct sockaddr *addr,
+			socklen_t addrlen);
 
 /* SubprocessTransport */
 pid_t xp_transport_get_pid(const xp_transport *t);
@@ -380,8 +379,7 @@ int xp_tls_ctx_set_verify(xp_tls_ctx *ctx, int verify);
 int xp_tls_ctx_set_pin(xp_tls_ctx *ctx, const unsigned char sha256[32]);
 int xp_tls_ctx_set_alpn(xp_tls_ctx *ctx, const char *comma_list);
 /* Generate an ephemeral self-signed certificate; its fingerprint in fp. */
-int xp_tls_ctx_use_self_signed(xp_tls_ctx *ctx, const char *common_name,
-			       unsigned char fp[32]);
+int xp_tls_ctx_use_self_signed(xp_tls_ctx *ctx, const char *common_name, unsigned char fp[32]);
 void *xp_tls_ctx_ssl_ctx(xp_tls_ctx *ctx); /* SSL_CTX * */
 
 /* ---- creating transports ------------------------------------------- */
@@ -393,15 +391,15 @@ void *xp_tls_ctx_ssl_ctx(xp_tls_ctx *ctx); /* SSL_CTX * */
  * defaults. */
 
 typedef struct xp_connect_opts {
-	int family;                 /* AF_UNSPEC */
+	int family; /* AF_UNSPEC */
 	const struct sockaddr *local_addr;
 	socklen_t local_addrlen;
-	int use_sock;               /* wrap sock (connected) instead of connecting */
+	int use_sock; /* wrap sock (connected) instead of connecting */
 	int sock;
-	double timeout;             /* whole connect, seconds; 0 = none */
-	double happy_eyeballs_delay; /* 0 = 0.25 s; < 0 = one address at a time */
-	xp_tls_ctx *tls;            /* NULL = plain */
-	const char *server_hostname; /* SNI and name verified; default host */
+	double timeout;		      /* whole connect, seconds; 0 = none */
+	double happy_eyeballs_delay;  /* 0 = 0.25 s; < 0 = one address at a time */
+	xp_tls_ctx *tls;	      /* NULL = plain */
+	const char *server_hostname;  /* SNI and name verified; default host */
 	double tls_handshake_timeout; /* 0 = 60 s */
 } xp_connect_opts;
 
@@ -419,21 +417,21 @@ xp_future *xp_start_tls(xp_loop *loop, xp_transport *t, xp_protocol *protocol, x
 			int server_side, const char *server_hostname, double handshake_timeout);
 
 typedef struct xp_server_opts {
-	int family;          /* AF_UNSPEC: every address of host */
-	int backlog;         /* 0 = 100 */
+	int family;	      /* AF_UNSPEC: every address of host */
+	int backlog;	      /* 0 = 100 */
 	int no_reuse_address; /* SO_REUSEADDR is on unless this is set */
 	int reuse_port;
-	int defer_serving;   /* asyncio start_serving=False */
+	int defer_serving; /* asyncio start_serving=False */
 	xp_tls_ctx *tls;
 	double tls_handshake_timeout;
-	int use_sock;        /* serve an existing listening socket */
+	int use_sock; /* serve an existing listening socket */
 	int sock;
 } xp_server_opts;
 
 /* host NULL or "" listens on every interface (IPv4 and IPv6, one port even
  * with port "0"). */
-xp_future *xp_create_server(xp_loop *loop, xp_protocol_factory factory, void *arg,
-			    const char *host, const char *port, const xp_server_opts *opts);
+xp_future *xp_create_server(xp_loop *loop, xp_protocol_factory factory, void *arg, const char *host,
+			    const char *port, const xp_server_opts *opts);
 /* Removes a stale socket file first (never a non-socket file). */
 xp_future *xp_create_unix_server(xp_loop *loop, xp_protocol_factory factory, void *arg,
 				 const char *path, const xp_server_opts *opts);
@@ -473,7 +471,7 @@ enum xp_stdio_mode {
 	XP_STDIO_PIPE = 0, /* default */
 	XP_STDIO_DEVNULL,
 	XP_STDIO_INHERIT,
-	XP_STDIO_FD,     /* the given fd (not taken) */
+	XP_STDIO_FD,	 /* the given fd (not taken) */
 	XP_STDIO_STDOUT, /* stderr only: into stdout */
 };
 typedef struct xp_stdio {
@@ -483,7 +481,7 @@ typedef struct xp_stdio {
 typedef struct xp_subprocess_opts {
 	xp_stdio in, out, err;
 	const char *cwd;
-	char *const *envp;  /* NULL inherits */
+	char *const *envp; /* NULL inherits */
 	int new_session;
 } xp_subprocess_opts;
 /* The future fails with -ENOENT / -EACCES if the program cannot run. */
@@ -502,20 +500,19 @@ xp_future *xp_subprocess_shell(xp_loop *loop, xp_protocol_factory factory, void 
 /* Per-connection accounting, for --stats and SIGUSR1.  "sent" counts bytes
  * written to the peer, "received" bytes read from it. */
 typedef struct xp_conn_stats {
-	char peer[128];   /* xp_sockaddr_format of the peer, or a label */
+	char peer[128]; /* xp_sockaddr_format of the peer, or a label */
 	uint64_t sent, received;
-	double started;   /* xp_loop_time at connection_made */
-	double seconds;   /* duration, set at the end */
-	const char *end;  /* "eof", "reset", "timeout", "error", "closed";
-			     "open" while running */
-	int error;        /* the error that ended it, if any */
+	double started;	 /* xp_loop_time at connection_made */
+	double seconds;	 /* duration, set at the end */
+	const char *end; /* "eof", "reset", "timeout", "error", "closed";
+			    "open" while running */
+	int error;	 /* the error that ended it, if any */
 } xp_conn_stats;
 
 /* Hooks a caller (the CLI) attaches to built-in protocols. All optional. */
 typedef struct xp_proto_hooks {
 	/* Each chunk moved: dir '<' received from the peer, '>' sent to it. */
-	void (*on_data)(void *arg, const xp_conn_stats *st, char dir, const void *data,
-			size_t len);
+	void (*on_data)(void *arg, const xp_conn_stats *st, char dir, const void *data, size_t len);
 	/* The connection started; st stays valid until on_end returns. */
 	void (*on_start)(void *arg, const xp_conn_stats *st);
 	/* The connection ended (once); st is final. */
@@ -525,8 +522,8 @@ typedef struct xp_proto_hooks {
 
 /* Options common to the built-ins.  Zero means the default. */
 typedef struct xp_proto_opts {
-	size_t high, low;    /* write watermarks; both 0 = 64K/16K; set
-				has_limits to use 0/0 */
+	size_t high, low; /* write watermarks; both 0 = 64K/16K; set
+			     has_limits to use 0/0 */
 	int has_limits;
 	size_t read_size;    /* 0 = 64K */
 	double idle_timeout; /* seconds without traffic either way; 0 = none */
@@ -558,12 +555,12 @@ xp_protocol *xp_chargen_new(const xp_proto_opts *opts);
 typedef struct xp_relay xp_relay;
 
 typedef struct xp_relay_opts {
-	xp_proto_opts proto;   /* watermarks, read size, idle timeout, hooks
-				  (stats and on_data are per end 0: "the peer"
-				  is end 0 unless stats_end says otherwise) */
-	int stats_end;         /* which end is "the peer" for stats (0/1) */
-	int no_half_close;     /* EOF on one end: flush and close both */
-	double eof_timeout;    /* after one direction ended; 0 = wait */
+	xp_proto_opts proto; /* watermarks, read size, idle timeout, hooks
+				(stats and on_data are per end 0: "the peer"
+				is end 0 unless stats_end says otherwise) */
+	int stats_end;	     /* which end is "the peer" for stats (0/1) */
+	int no_half_close;   /* EOF on one end: flush and close both */
+	double eof_timeout;  /* after one direction ended; 0 = wait */
 	/* Called once when both ends are gone; the relay frees itself
 	 * after it returns.  st->end gives how it ended. */
 	void (*on_done)(xp_relay *r, const xp_conn_stats *st, void *arg);
@@ -602,14 +599,14 @@ typedef struct xp_exec_opts {
 	enum {
 		XP_EXEC_STDERR_MERGE = 0, /* into the same stream as stdout */
 		XP_EXEC_STDERR_SEPARATE,  /* relayed to our own stderr */
-		XP_EXEC_STDERR_INHERIT,   /* the child writes our stderr fd */
+		XP_EXEC_STDERR_INHERIT,	  /* the child writes our stderr fd */
 	} stderr_mode;
 } xp_exec_opts;
 xp_protocol *xp_exec_new(xp_loop *loop, const xp_exec_opts *opts);
 
 /* forward: every connection is relayed to a new connection to host:port. */
 typedef struct xp_forward_opts {
-	const char *host, *port;   /* or unix_path */
+	const char *host, *port; /* or unix_path */
 	const char *unix_path;
 	xp_connect_opts connect;
 	xp_relay_opts relay;

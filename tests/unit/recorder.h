@@ -29,12 +29,12 @@ struct rec {
 	int lost_err;
 	int nlost, nmade, neof, npause, nresume;
 	/* knobs */
-	int eof_ret;         /* eof_received's return value */
-	int data_ret;        /* data_received / buffer_updated return value */
-	int pause_in_made;   /* pause_reading() inside connection_made */
-	int close_on_data;   /* close() inside data_received */
-	int stop_on_lost;    /* xp_loop_stop() when connection_lost arrives */
-	size_t bufsize;      /* BufferedProtocol: get_buffer's size */
+	int eof_ret;	   /* eof_received's return value */
+	int data_ret;	   /* data_received / buffer_updated return value */
+	int pause_in_made; /* pause_reading() inside connection_made */
+	int close_on_data; /* close() inside data_received */
+	int stop_on_lost;  /* xp_loop_stop() when connection_lost arrives */
+	size_t bufsize;	   /* BufferedProtocol: get_buffer's size */
 	unsigned char buf[65536];
 	xp_loop *loop;
 };
@@ -172,39 +172,39 @@ static void rec_exited(xp_protocol *p)
 }
 
 static const xp_protocol_ops rec_stream_ops = {
-	.connection_made = rec_made,
-	.connection_lost = rec_lost,
-	.pause_writing = rec_pause,
-	.resume_writing = rec_resume,
-	.data_received = rec_data,
-	.eof_received = rec_eof,
+    .connection_made = rec_made,
+    .connection_lost = rec_lost,
+    .pause_writing = rec_pause,
+    .resume_writing = rec_resume,
+    .data_received = rec_data,
+    .eof_received = rec_eof,
 };
 
 static const xp_protocol_ops rec_buffered_ops = {
-	.connection_made = rec_made,
-	.connection_lost = rec_lost,
-	.pause_writing = rec_pause,
-	.resume_writing = rec_resume,
-	.eof_received = rec_eof,
-	.get_buffer = rec_get_buffer,
-	.buffer_updated = rec_buffer_updated,
+    .connection_made = rec_made,
+    .connection_lost = rec_lost,
+    .pause_writing = rec_pause,
+    .resume_writing = rec_resume,
+    .eof_received = rec_eof,
+    .get_buffer = rec_get_buffer,
+    .buffer_updated = rec_buffer_updated,
 };
 
 static const xp_protocol_ops rec_dgram_ops = {
-	.connection_made = rec_made,
-	.connection_lost = rec_lost,
-	.pause_writing = rec_pause,
-	.resume_writing = rec_resume,
-	.datagram_received = rec_datagram,
-	.error_received = rec_error,
+    .connection_made = rec_made,
+    .connection_lost = rec_lost,
+    .pause_writing = rec_pause,
+    .resume_writing = rec_resume,
+    .datagram_received = rec_datagram,
+    .error_received = rec_error,
 };
 
 static const xp_protocol_ops rec_subprocess_ops = {
-	.connection_made = rec_made,
-	.connection_lost = rec_lost,
-	.pipe_data_received = rec_pipe_data,
-	.pipe_connection_lost = rec_pipe_lost,
-	.process_exited = rec_exited,
+    .connection_made = rec_made,
+    .connection_lost = rec_lost,
+    .pipe_data_received = rec_pipe_data,
+    .pipe_connection_lost = rec_pipe_lost,
+    .process_exited = rec_exited,
 };
 
 /* A zeroed recorder with the given ops; free with rec_free. */
@@ -250,7 +250,7 @@ static int rec_wait_tick(void *a)
 }
 static int rec_run_until(xp_loop *loop, int (*cond)(void *), void *arg, double seconds)
 {
-	struct rec_wait w = { loop, cond, arg, xp_loop_time(loop) + seconds, NULL };
+	struct rec_wait w = {loop, cond, arg, xp_loop_time(loop) + seconds, NULL};
 	if (cond(arg))
 		return 1;
 	w.next = xp_handle_retain(xp_call_soon(loop, rec_wait_tick, &w));

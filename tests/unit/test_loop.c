@@ -43,7 +43,7 @@ TEST(loop_sem_87_call_soon_fifo_and_next_iteration)
 {
 	xp_loop *loop = xp_loop_new();
 	REQUIRE(loop);
-	struct sched s = { loop };
+	struct sched s = {loop};
 	order[0] = 0;
 	xp_call_soon(loop, a_schedules_d, &s);
 	xp_call_soon(loop, note, "B");
@@ -171,7 +171,7 @@ TEST(loop_sem_88_broken_exception_handler_is_logged)
 	xp_loop_run_forever(loop);
 	dup2(saved, 2);
 	close(p[1]);
-	char buf[512] = { 0 };
+	char buf[512] = {0};
 	xpt_read_all(p[0], buf, sizeof(buf) - 1, 200);
 	CHECK(strstr(buf, "Unhandled error in exception handler") != NULL);
 	CHECK_EQ(handler_calls, 1);
@@ -244,7 +244,7 @@ static void *ts_thread(void *arg)
 TEST(loop_sem_87_call_soon_threadsafe_wakes_blocked_loop)
 {
 	xp_loop *loop = xp_loop_new();
-	struct ts_arg a = { loop, 0 };
+	struct ts_arg a = {loop, 0};
 	pthread_t th;
 	pthread_create(&th, NULL, ts_thread, &a);
 	xp_handle *guard = xp_call_later(loop, 5, stop_loop, loop);
@@ -310,7 +310,7 @@ TEST(loop_add_reader_add_writer_on_socketpair)
 	xp_loop *loop = xp_loop_new();
 	int sv[2];
 	REQUIRE(xpt_socketpair(sv) == 0);
-	struct rw r = { loop, sv[0], { 0 }, 0, 0 };
+	struct rw r = {loop, sv[0], {0}, 0, 0};
 	CHECK_EQ(xp_add_reader(loop, sv[0], on_readable, &r), 0);
 	CHECK_EQ(xp_add_writer(loop, sv[0], on_writable, &r), 0);
 	xpt_write_all(sv[1], "hello", 5);
@@ -333,7 +333,7 @@ TEST(loop_add_reader_regular_file_and_dev_null_always_ready)
 	unlink(path);
 	REQUIRE(write(fd, "filedata", 8) == 8);
 	lseek(fd, 0, SEEK_SET);
-	struct rw r = { loop, fd, { 0 }, 0, 0 };
+	struct rw r = {loop, fd, {0}, 0, 0};
 	CHECK_EQ(xp_add_reader(loop, fd, on_readable, &r), 0);
 	xp_call_later(loop, 5, stop_loop, loop);
 	xp_loop_run_forever(loop);
@@ -341,7 +341,7 @@ TEST(loop_add_reader_regular_file_and_dev_null_always_ready)
 	close(fd);
 
 	int dn = open("/dev/null", O_WRONLY);
-	struct rw w = { loop, dn, { 0 }, 0, 0 };
+	struct rw w = {loop, dn, {0}, 0, 0};
 	CHECK_EQ(xp_add_writer(loop, dn, on_writable, &w), 0);
 	xp_call_later(loop, 0.05, stop_loop, loop);
 	xp_loop_run_forever(loop);
@@ -432,8 +432,8 @@ TEST(loop_run_in_executor_result_and_error)
 TEST(loop_getaddrinfo_and_getnameinfo_off_loop)
 {
 	xp_loop *loop = xp_loop_new();
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICHOST };
+	struct addrinfo hints = {
+	    .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
 	xp_future *f = xp_getaddrinfo(loop, "127.0.0.1", "80", &hints);
 	CHECK_EQ(xp_loop_run_until_complete(loop, f), 0);
 	struct addrinfo *ai = xp_future_result(f);
@@ -441,7 +441,8 @@ TEST(loop_getaddrinfo_and_getnameinfo_off_loop)
 	char buf[64];
 	xp_sockaddr_format(ai->ai_addr, ai->ai_addrlen, buf, sizeof(buf));
 	CHECK_STR(buf, "127.0.0.1:80");
-	xp_future *g = xp_getnameinfo(loop, ai->ai_addr, ai->ai_addrlen, NI_NUMERICHOST | NI_NUMERICSERV);
+	xp_future *g =
+	    xp_getnameinfo(loop, ai->ai_addr, ai->ai_addrlen, NI_NUMERICHOST | NI_NUMERICSERV);
 	CHECK_EQ(xp_loop_run_until_complete(loop, g), 0);
 	xp_nameinfo *ni = xp_future_result(g);
 	CHECK_STR(ni->host, "127.0.0.1");
@@ -555,7 +556,7 @@ TEST(loop_debug_mode_logs_slow_callbacks)
 	xp_loop_run_forever(loop);
 	dup2(saved, 2);
 	close(p[1]);
-	char buf[512] = { 0 };
+	char buf[512] = {0};
 	xpt_read_all(p[0], buf, sizeof(buf) - 1, 200);
 	CHECK(strstr(buf, "took") != NULL);
 	xp_loop_free(loop);
@@ -589,7 +590,7 @@ TEST(loop_debug_mode_catches_wrong_thread)
 {
 	xp_loop *loop = xp_loop_new();
 	xp_loop_set_debug(loop, 1);
-	struct wrong_thread w = { loop, NULL, 0 };
+	struct wrong_thread w = {loop, NULL, 0};
 	int devnull = open("/dev/null", O_WRONLY), saved = dup(2);
 	dup2(devnull, 2);
 	xp_call_soon(loop, spawn_wrong_thread, &w);
@@ -605,8 +606,8 @@ TEST(loop_strerror_and_sockaddr_format)
 	CHECK_STR(xp_strerror(0), "Success");
 	CHECK_STR(xp_strerror(-ECONNREFUSED), "Connection refused");
 	CHECK_STR(xp_strerror(XP_ETRUNCATED), "TLS connection truncated (no close_notify)");
-	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(443),
-				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 in6 = {
+	    .sin6_family = AF_INET6, .sin6_port = htons(443), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	char buf[80];
 	CHECK_EQ(xp_sockaddr_format((void *)&in6, sizeof(in6), buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "[::1]:443");

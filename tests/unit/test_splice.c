@@ -175,7 +175,7 @@ TEST(splice_destination_reset_is_reported_and_source_unlinked)
 {
 	struct fixture f;
 	setup(&f);
-	struct linger l = { 1, 0 };
+	struct linger l = {1, 0};
 	setsockopt(f.b[1], SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	close(f.b[1]);
 	f.b[1] = open("/dev/null", O_RDONLY);
