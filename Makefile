@@ -94,7 +94,7 @@ VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=definite,indirect \
 
 FORMAT_FILES = $(shell find src cli tests examples -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli test-coverage \
+.PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli test-coverage test-format \
 	demo bench install uninstall clean format format-check FORCE
 .DELETE_ON_ERROR:
 
@@ -244,3 +244,11 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+# For tests/run.sh: the tree follows .clang-format (one check).
+test-format:
+	@if clang-format --dry-run --Werror $(FORMAT_FILES) 2>/dev/null; then \
+		echo "1 passed, 0 failed"; \
+	else \
+		echo "clang-format: run 'make format'"; echo "0 passed, 1 failed"; exit 1; \
+	fi

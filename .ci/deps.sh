@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libssl-dev libreadline-dev bats valgrind python3
-      socat ncat openssl tmux procps zsh fish groff-base)
+      socat ncat openssl tmux procps zsh fish groff-base clang-format)
 case "${1:-}" in
 "") ;;
 bench) pkgs+=(python3-uvloop socat ncat) ;;

@@ -2,6 +2,7 @@
 # Full test suite, run by `make test`.
 #
 # Stages (select with XP_STAGES, default "coverage unit asan valgrind poll cli"):
+#   format    the sources follow .clang-format
 #   coverage  every case of semantics.md has a sem_N unit test
 #   unit      build/tests/unit
 #   asan      the same under ASan+UBSan (build-asan/)
@@ -14,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MAKE=${MAKE:-make}
-STAGES=${XP_STAGES:-coverage unit asan valgrind poll cli}
+STAGES=${XP_STAGES:-format coverage unit asan valgrind poll cli}
 total_pass=0
 total_fail=0
 summaries=()
@@ -67,6 +68,7 @@ for stage in $STAGES; do
 		fi
 		;;
 	coverage) run_stage coverage tap test-coverage ;;
+	format) run_stage format unit test-format ;;
 	*)
 		echo "unknown stage '$stage'" >&2
 		summaries+=("$(printf '%-9s unknown stage' "$stage")")
