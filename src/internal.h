@@ -266,6 +266,10 @@ void xp__wbuf_move(struct xp_wbuf *dst, struct xp_wbuf *src);
  * errno set and leaves fd to the caller.  Sets O_NONBLOCK, and TCP_NODELAY
  * for TCP.  Not started: the caller does xp__transport_start(t, waiter). */
 xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
+/* The same for a socket from accept4(SOCK_NONBLOCK) with its peer address:
+ * no fcntl, no getpeername. */
+xp_transport *xp__stream_new_accepted(xp_loop *loop, int fd, xp_protocol *p,
+				      const xp_sockaddr *peer);
 /* Forward what src reads into dst's socket with splice(2): the bytes never
  * reach user space and src's protocol gets cb(arg, n) per chunk instead of
  * data_received (EOF and errors still arrive as usual).  Bytes waiting in

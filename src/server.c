@@ -149,7 +149,7 @@ static void server_report(struct xp_server *s, const char *msg, int err)
 	xp_loop_call_exception_handler(s->loop, &ctx);
 }
 
-static void accept_one(struct xp_server *s, int fd)
+static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 {
 	/* TLS makes the protocol after the handshake (see xp__tls_wrap). */
 	xp_protocol *p = s->tls ? NULL : s->factory(s->arg);
@@ -159,7 +159,7 @@ static void accept_one(struct xp_server *s, int fd)
 		close(fd);
 		return;
 	}
-	t = xp__stream_new(s->loop, fd, s->tls ? NULL : p);
+	t = xp__stream_new_accepted(s->loop, fd, s->tls ? NULL : p, peer);
 	if (!t) {
 		server_report(s, "Error creating a transport for an accepted connection",
 			      errno ? -errno : -ENOMEM);
@@ -214,10 +214,13 @@ static void listener_io(xp_loop *loop, struct xp_io *w, unsigned revents)
 
 	s->refs++; /* a factory may free the server */
 	for (int i = 0; i < s->backlog && s->serving; i++) {
-		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		xp_sockaddr peer;
+		int fd;
 
+		peer.len = sizeof(peer.u.ss);
+		fd = accept4(w->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			accept_one(s, fd);
+			accept_one(s, fd, &peer);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)

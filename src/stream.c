@@ -54,6 +54,7 @@ struct stream {
 	struct xp_wbuf wbuf;
 	xp_sockaddr peer, sock;
 	bool have_peer, have_sock;
+	bool sock_known; /* sockname looked up (lazily: most never ask) */
 	bool eof_called; /* write_eof() was called: writes now fail */
 	bool shut;	 /* shutdown(SHUT_WR) done */
 	struct sendfile_op *sf;
@@ -935,8 +936,13 @@ static const void *stream_extra(xp_transport *t, const char *key, const void *df
 
 	if (!strcmp(key, "peername"))
 		return s->have_peer ? &s->peer : dflt;
-	if (!strcmp(key, "sockname"))
+	if (!strcmp(key, "sockname")) {
+		if (!s->sock_known) {
+			s->have_sock = xp__sockaddr_from_fd(s->fd, false, &s->sock) == 0;
+			s->sock_known = true;
+		}
 		return s->have_sock ? &s->sock : dflt;
+	}
 	if (!strcmp(key, "socket"))
 		return &s->fd;
 	return dflt;
@@ -974,15 +980,19 @@ static const struct xp_transport_vt stream_vt = {
     .destroy = stream_destroy,
 };
 
-xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p)
+/* peer: the address accept4() gave (saves a getpeername), or NULL. */
+static xp_transport *stream_create(xp_loop *loop, int fd, xp_protocol *p, const xp_sockaddr *peer)
 {
 	xp_transport *t;
 	struct stream *s;
-	int r = xp__set_nonblock(fd, true);
+	int family;
 
-	if (r < 0) {
-		errno = -r;
-		return NULL;
+	if (!peer) { /* accept4 made it non-blocking already */
+		int r = xp__set_nonblock(fd, true);
+		if (r < 0) {
+			errno = -r;
+			return NULL;
+		}
 	}
 	t = xp__transport_new(sizeof(*s), &stream_vt, loop, p);
 	if (!t)
@@ -992,14 +1002,35 @@ xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p)
 	s->pipe_rd = s->pipe_wr = -1;
 	xp__wbuf_init(&s->wbuf);
 	xp__io_init(&s->io, fd, stream_io_cb);
-	s->have_peer = xp__sockaddr_from_fd(fd, true, &s->peer) == 0;
-	s->have_sock = xp__sockaddr_from_fd(fd, false, &s->sock) == 0;
-	if (s->have_sock &&
-	    (s->sock.u.sa.sa_family == AF_INET || s->sock.u.sa.sa_family == AF_INET6)) {
+	if (peer && peer->len) {
+		s->peer = *peer;
+		s->have_peer = true;
+	} else {
+		s->have_peer = xp__sockaddr_from_fd(fd, true, &s->peer) == 0;
+	}
+	/* sockname is looked up when asked for (stream_extra). */
+	family = s->have_peer ? s->peer.u.sa.sa_family : AF_UNSPEC;
+	if (family == AF_UNSPEC) {
+		s->have_sock = xp__sockaddr_from_fd(fd, false, &s->sock) == 0;
+		s->sock_known = true;
+		family = s->have_sock ? s->sock.u.sa.sa_family : AF_UNSPEC;
+	}
+	if (family == AF_INET || family == AF_INET6) {
 		int one = 1;
 		/* Latency over coalescing, as asyncio does; may fail on a
 		 * non-TCP inet stream, which is harmless. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	return t;
+}
+
+xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p)
+{
+	return stream_create(loop, fd, p, NULL);
+}
+
+xp_transport *xp__stream_new_accepted(xp_loop *loop, int fd, xp_protocol *p,
+				      const xp_sockaddr *peer)
+{
+	return stream_create(loop, fd, p, peer);
 }
