@@ -292,6 +292,8 @@ static int io_apply(xp_loop *loop, struct xp_io *w, unsigned events)
 {
 	if (events == w->events)
 		return 0;
+	if (!loop->backend) /* closed: a transport tidying up after the loop */
+		return events ? XP_ECLOSED : 0;
 	w->events = events;
 	if (!w->always_ready) {
 		int r = xp__backend_update(loop, w, events);
@@ -318,7 +320,7 @@ int xp__io_stop(xp_loop *loop, struct xp_io *w, unsigned events)
 
 void xp__io_close(xp_loop *loop, struct xp_io *w)
 {
-	if (!w->always_ready)
+	if (!w->always_ready && loop->backend)
 		xp__backend_forget(loop, w);
 	if (!xp_list_empty(&w->ready_node))
 		xp_list_remove(&w->ready_node);

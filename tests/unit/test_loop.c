@@ -5,6 +5,7 @@
  */
 #include "test.h"
 #include "xport.h"
+#include "recorder.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -612,4 +613,40 @@ TEST(loop_strerror_and_sockaddr_format)
 	CHECK_EQ(xp_sockaddr_format((void *)&in6, sizeof(in6), buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "[::1]:443");
 	CHECK_STR(xp_version(), XP_VERSION_STRING);
+}
+
+static int cond_made(void *arg)
+{
+	return ((struct rec *)arg)->nmade > 0;
+}
+
+TEST(loop_debug_mode_reports_unclosed_transports_at_close)
+{
+	xp_loop *loop = xp_loop_new();
+	xp_loop_set_debug(loop, 1);
+	int sv[2];
+	REQUIRE(xpt_socketpair(sv) == 0);
+	struct rec *r = rec_new(&rec_stream_ops, loop);
+	xp_future *f = xp_connect_accepted_socket(loop, rec_factory_one, r, sv[0], NULL);
+	CHECK_EQ(xp_loop_run_until_complete(loop, f), 0);
+	xp_future_release(f);
+	REQUIRE(rec_run_until(loop, cond_made, r, 5));
+	int p[2];
+	REQUIRE(pipe(p) == 0);
+	int saved = dup(2);
+	dup2(p[1], 2);
+	CHECK_EQ(xp_loop_close(loop), 0);
+	dup2(saved, 2);
+	close(p[1]);
+	char buf[512] = {0};
+	xpt_read_all(p[0], buf, sizeof(buf) - 1, 200);
+	CHECK(strstr(buf, "unclosed transport") != NULL);
+	/* closing it after the loop is still safe: connection_lost comes at
+	 * once, since nothing can run later */
+	xp_transport_abort(r->t);
+	CHECK_EQ(r->nlost, 1);
+	close(sv[1]);
+	close(p[0]);
+	rec_free(r);
+	xp_loop_free(loop);
 }
