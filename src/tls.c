@@ -1148,6 +1148,18 @@ static int tls_setup_ssl(struct tls *s, int server_side, const char *hostname)
 	return tls_setup_client(s, hostname);
 }
 
+/*
+ * The app's write buffer counts raw's bytes too, but raw tells us about its
+ * drain only through resume_writing, which comes only after a pause.  With
+ * raw's limits at 0/0, raw is paused exactly while it holds bytes, so every
+ * drain of raw reaches us (and the app's resume_writing with it), and
+ * plaintext waits in pending meanwhile.
+ */
+static void raw_limits(xp_transport *raw)
+{
+	xp_transport_set_write_buffer_limits(raw, 0, 0);
+}
+
 /* A failed future; a fresh raw transport is ours to dispose of. */
 static xp_future *wrap_failed(xp_future *fut, xp_transport *raw, bool fresh, int err)
 {
@@ -1205,13 +1217,15 @@ xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 		xp__server_attach(server, t);
 	if (fresh) {
 		raw->protocol = &s->proto;
+		raw_limits(raw);
 		if (xp__transport_start(raw, NULL) < 0)
 			tls_handshake_failed(s, XP_ECLOSED, "loop closed", false);
 		return fut;
 	}
 	/* start_tls: the raw transport's flow-control state carries over. */
-	s->raw_paused = raw->proto_paused;
 	xp_transport_set_protocol(raw, &s->proto);
+	raw_limits(raw);
+	s->raw_paused = raw->proto_paused;
 	xp_transport_resume_reading(raw);
 	tls_begin(s);
 	return fut;

@@ -1567,3 +1567,37 @@ TEST(tls_interop_python_client_tls12)
 {
 	interop_py_client("1.2");
 }
+
+/* sem 49 for TLS: the app paused while the raw transport below stayed
+ * under its own high watermark (so raw never pauses or resumes); the app
+ * must still get resume_writing once everything drained. */
+TEST(tls_sem_49_resume_when_raw_drains_unpaused)
+{
+	struct fx f;
+	size_t n = (size_t)1 << 20;
+	unsigned char *a = pattern(n, 3);
+	fx_init(&f);
+	fx_serve(&f);
+	REQUIRE(fx_connect(&f) == 0);
+	REQUIRE(rec_run_until(f.loop, cond_srv_made, &f, 5));
+	struct rec *s = f.srv[0];
+	shrink_bufs(s->t);
+	shrink_bufs(f.ct);
+	REQUIRE(xp_transport_set_write_buffer_limits(f.ct, 4096, 1024) == 0);
+	xp_transport_pause_reading(s->t);
+	size_t off = 0;
+	while (off < n && !f.cli->npause) {
+		xp_transport_write(f.ct, a + off, 4096);
+		off += 4096;
+		rec_run_until(f.loop, cond_eof_or_lost, f.cli, 0.01);
+	}
+	REQUIRE(f.cli->npause == 1);
+	xp_transport_resume_reading(s->t);
+	wait_bytes(&f, s, off, 10);
+	CHECK_EQ(s->inlen, off);
+	rec_run_until(f.loop, cond_eof_or_lost, f.cli, 0.2);
+	CHECK_EQ(xp_transport_get_write_buffer_size(f.ct), 0);
+	CHECK_STR(f.cli->log, "made pause resume");
+	free(a);
+	fx_free(&f);
+}
