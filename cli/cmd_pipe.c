@@ -85,13 +85,24 @@ static xp_protocol *child_factory(void *arg)
 	return xp_relay_subprocess_protocol(f->r, f->end);
 }
 
+/*
+ * Without -k, the first end that fails decides the job: the other end
+ * failing too (both connects refused) is a consequence, not news, and the
+ * contract allows one failure line only.
+ */
+static int first_failure(struct pipe_ctx *px)
+{
+	return !(px->run.single && px->run.status_set);
+}
+
 static void connect_done(xp_future *fut, void *arg)
 {
 	struct efact *f = arg;
 	int err = xp_future_error(fut);
 
 	if (err && err != -ECANCELED) {
-		xp_err("connect %s: %s", f->name, xp_cli_strerror(err));
+		if (first_failure(f->px))
+			xp_err("connect %s: %s", f->name, xp_cli_strerror(err));
 		xp_run_fail(&f->px->run, xp_cli_connect_status(err));
 		xp_relay_fail_end(f->r, f->end, err);
 	} else if (!err) {
@@ -116,7 +127,8 @@ static void exec_done(xp_future *fut, void *arg)
 			 : err == -EACCES ? XP_EXIT_NOEXEC
 					  : XP_EXIT_FAIL;
 
-		xp_err("%s: %s", f->name, xp_cli_strerror(err));
+		if (first_failure(px))
+			xp_err("%s: %s", f->name, xp_cli_strerror(err));
 		px->spawn_status = st;
 		xp_run_fail(&px->run, st);
 		xp_relay_fail_end(f->r, f->end, err);
@@ -180,7 +192,8 @@ static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
 
 	fd = fcntl(n, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		xp_err("fd:%d: %s", n, strerror(errno));
+		if (first_failure(px))
+			xp_err("fd:%d: %s", n, strerror(errno));
 		xp_run_fail(&px->run, XP_EXIT_FAIL);
 		if (fd >= 0)
 			close(fd);
@@ -454,12 +467,17 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 			continue;
 		listeners++;
 		if ((st = open_listener(&px, i, addrs, &n)) != 0)
-			return st;
+			break;
 	}
-	if (listeners) {
-		if ((st = xp_cli_ready(cli, addrs, n)) != 0)
-			return st;
-	} else {
+	if (!st && listeners)
+		st = xp_cli_ready(cli, addrs, n);
+	if (st) {
+		/* The first listener is open when the second fails (e.g. the
+		 * same path twice): close it, so no socket file is left. */
+		xp_run_close_servers(&px.run);
+		return st;
+	}
+	if (!listeners) {
 		xp_relay *r = new_relay(&px, NULL);
 
 		if (!r)

@@ -201,8 +201,10 @@ static int run_single(struct srv *s)
 		return st;
 	if ((st = srv_listen(s, NULL, s->cli->reuse_port)) != 0)
 		return st;
-	if ((st = xp_cli_ready(s->cli, s->addrs, s->naddrs)) != 0)
+	if ((st = xp_cli_ready(s->cli, s->addrs, s->naddrs)) != 0) {
+		srv_cleanup(s); /* no unix: socket file left behind */
 		return st;
+	}
 	st = xp_run_loop(&s->run);
 	srv_cleanup(s);
 	return st;

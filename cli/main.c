@@ -4,6 +4,7 @@
  * --version, then hand over to one of the commands (cmd.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,27 @@ static int finish_stdout(void)
 	return 1;
 }
 
+/*
+ * A descriptor 0, 1 or 2 the caller closed (`<&-`, `>&-`) would be taken
+ * by the loop's first descriptor, and "standard input" would then be the
+ * loop's own epoll or socket descriptor (a hang, or bytes sent to the
+ * wrong place).  Hold them with /dev/null opened read-only: a closed
+ * input reads as empty (like nc), a closed output still fails every
+ * write (EBADF), so nothing is lost silently.
+ */
+static void hold_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		int n;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		n = open("/dev/null", O_RDONLY);
+		if (n >= 0 && n != fd)
+			close(n);
+	}
+}
+
 static int run(const struct xp_cli *cli)
 {
 	static int (*const commands[])(const struct xp_cli *) = {
@@ -70,6 +92,7 @@ int main(int argc, char **argv)
 	 * locale (a decimal comma would break --grace 0.5 and --stats).
 	 */
 	setlocale(LC_ALL, "C");
+	hold_std_fds();
 	/* A peer closing early must be an error return, never a kill. */
 	signal(SIGPIPE, SIG_IGN);
 

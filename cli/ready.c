@@ -68,21 +68,21 @@ int xp_cli_ready(const struct xp_cli *c, const xp_sockaddr *addrs, int n)
 	char buf[256];
 	int i, err;
 
+	/* The port file first: a script must never see a readiness line
+	 * from a server that then exits because the file cannot be made. */
+	if (c->port_file && n > 0 && port_of(&addrs[0], buf, sizeof(buf)) == 0) {
+		err = write_port_file(c->port_file, buf);
+		if (err < 0) {
+			xp_err("port file %s: %s", c->port_file, xp_cli_strerror(err));
+			return XP_EXIT_FAIL;
+		}
+	}
 	if (!c->quiet) {
 		for (i = 0; i < n; i++) {
 			xp_cli_sockaddr_str(&addrs[i].u.sa, addrs[i].len, buf, sizeof(buf));
 			fprintf(stderr, "listening on %s\n", buf);
 		}
 		fflush(stderr);
-	}
-	if (!c->port_file || n == 0)
-		return 0;
-	if (port_of(&addrs[0], buf, sizeof(buf)) < 0)
-		return 0;
-	err = write_port_file(c->port_file, buf);
-	if (err < 0) {
-		xp_err("port file %s: %s", c->port_file, xp_cli_strerror(err));
-		return XP_EXIT_FAIL;
 	}
 	return 0;
 }

@@ -237,3 +237,21 @@ PYEOF
 	run_xp 5 pipe - "exec:$T/noexec"
 	[ "$status" -eq 126 ]
 }
+
+@test "both connect endpoints refused: exit 69 and one line, not two" {
+	local p
+	p="$(closed_port)"
+	run_xp 5 pipe "tcp:127.0.0.1:$p" "tcp:127.0.0.1:$p"
+	[ "$status" -eq 69 ]
+	one_error_line "connect 127.0.0.1:$p: Connection refused"
+	run_xp 5 pipe fd:8 fd:9 8<&- 9<&-
+	[ "$status" -eq 1 ]
+	one_error_line "fd:8: Bad file descriptor"
+}
+
+@test "the same unix-listen: path twice: exit 71, one line, no socket file left" {
+	run_xp 5 pipe "unix-listen:$T/s" "unix-listen:$T/s"
+	[ "$status" -eq 71 ]
+	one_error_line "listen unix:$T/s: Address already in use"
+	[ ! -e "$T/s" ]
+}

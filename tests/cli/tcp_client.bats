@@ -166,6 +166,21 @@ PYEOF
 	[ "$(cat "$T/o")" = bye ] && [ ! -s "$T/port.data" ]
 }
 
+@test "closed stdin (<&-) reads as empty, never as the loop's own descriptor" {
+	py_server record "$T/port"
+	timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" <&- >"$T/o"
+	[ "$(cat "$T/o")" = bye ] && [ ! -s "$T/port.data" ]
+}
+
+@test "closed stdout (>&-): exit 1 with one line, no hang" {
+	py_server record "$T/port"
+	status=0
+	echo hi | timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" 2>"$T/fg.err" >&- || status=$?
+	[ "$status" -eq 1 ]
+	one_error_line "Bad file descriptor"
+	[ "$(cat "$T/port.data")" = hi ]
+}
+
 @test "--no-readline on a terminal still relays plainly" {
 	command -v script >/dev/null || skip "no script(1)"
 	bg_xport s tcp-server --proto echo 127.0.0.1:0

@@ -18,6 +18,12 @@ teardown() { net_teardown; }
 	[ "$(ls "$T" | grep -c '^port')" -eq 1 ]
 }
 
+@test "port-file that cannot be written: one line, exit 1, no readiness line first" {
+	run_xp 5 tcp-server --proto echo 127.0.0.1:0 --port-file "$T/no/such/dir/port"
+	[ "$status" -eq 1 ]
+	one_error_line "port file $T/no/such/dir/port: No such file or directory"
+}
+
 @test "readiness line for IPv6 and for all interfaces (one shared port)" {
 	have_ipv6 || skip "no IPv6"
 	bg_xport s6 tcp-server --proto echo '[::1]:0'
