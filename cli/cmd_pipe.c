@@ -212,6 +212,18 @@ static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
 		      connect_done);
 		return;
 	}
+	/* Both directions go through a non-socket fd too: one opened for
+	 * reading only (a pipe's read end) would swallow what it is given. */
+	int mode = fcntl(n, F_GETFL) & O_ACCMODE;
+	if (mode != O_RDWR) {
+		if (first_failure(px))
+			xp_err("fd:%d: not open for %s", n,
+			       mode == O_RDONLY ? "writing" : "reading");
+		xp_run_fail(&px->run, XP_EXIT_FAIL);
+		close(fd);
+		xp_relay_fail_end(r, i, -EBADF);
+		return;
+	}
 	wfd = fcntl(n, F_DUPFD_CLOEXEC, 3);
 	if (wfd < 0) {
 		close(fd);

@@ -249,6 +249,12 @@ PYEOF
 	one_error_line "fd:8: Bad file descriptor"
 }
 
+@test "fd:N that is a pipe's read end: exit 1 with one line, no byte swallowed" {
+	run_xp 5 pipe fd:0 udp:127.0.0.1:9 < <(echo hi)
+	[ "$status" -eq 1 ]
+	one_error_line "fd:0: not open for writing"
+}
+
 @test "the same unix-listen: path twice: exit 71, one line, no socket file left" {
 	run_xp 5 pipe "unix-listen:$T/s" "unix-listen:$T/s"
 	[ "$status" -eq 71 ]
