@@ -595,7 +595,9 @@ static struct rpart *P(xp_protocol *p)
 
 /* ---- the protocols -------------------------------------------------------- */
 
-static void stream_made(xp_protocol *p, xp_transport *t)
+/* A stream, or one pipe of a pipe end, is up: it reads for its end, writes
+ * for it, or both. */
+static void part_made(xp_protocol *p, xp_transport *t, bool reader, bool writer)
 {
 	struct rpart *pt = P(p);
 	struct rend *e = pt->e;
@@ -603,16 +605,25 @@ static void stream_made(xp_protocol *p, xp_transport *t)
 
 	enter(r);
 	pt->made = true;
-	pt->t = e->rt[0] = e->wt = t;
-	xp__proto_apply(t, &r->o.proto, true, true);
+	pt->t = t;
+	if (reader)
+		e->rt[0] = t;
+	if (writer)
+		e->wt = t;
+	xp__proto_apply(t, &r->o.proto, reader, writer);
 	end_started(e, t);
-	if (r->state == R_RUN) {
+	if (writer && r->state == R_RUN) {
 		/* Before sync_reading: nothing may be read before the other
 		 * end is up, and this callback runs before reading starts. */
 		writer_up(e);
 	}
 	part_made_tail(e);
 	leave(r);
+}
+
+static void stream_made(xp_protocol *p, xp_transport *t)
+{
+	part_made(p, t, true, true);
 }
 
 static void part_lost_cb(xp_protocol *p, int err)
@@ -674,34 +685,12 @@ static const xp_protocol_ops stream_ops = {
 
 static void preader_made(xp_protocol *p, xp_transport *t)
 {
-	struct rpart *pt = P(p);
-	struct rend *e = pt->e;
-	xp_relay *r = e->r;
-
-	enter(r);
-	pt->made = true;
-	pt->t = e->rt[0] = t;
-	xp__proto_apply(t, &r->o.proto, true, false);
-	end_started(e, t);
-	part_made_tail(e);
-	leave(r);
+	part_made(p, t, true, false);
 }
 
 static void pwriter_made(xp_protocol *p, xp_transport *t)
 {
-	struct rpart *pt = P(p);
-	struct rend *e = pt->e;
-	xp_relay *r = e->r;
-
-	enter(r);
-	pt->made = true;
-	pt->t = e->wt = t;
-	xp__proto_apply(t, &r->o.proto, false, true);
-	end_started(e, t);
-	if (r->state == R_RUN)
-		writer_up(e);
-	part_made_tail(e);
-	leave(r);
+	part_made(p, t, false, true);
 }
 
 static const xp_protocol_ops preader_ops = {
