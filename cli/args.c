@@ -980,8 +980,8 @@ static int apply_global(struct parser *p, const struct xp_cli_option *o, const c
 	return -1;
 }
 
-/* Names of the commands an option belongs to, for error messages. */
-static void command_list(unsigned int mask, char *buf, size_t len)
+/* Names of the commands in mask, comma-separated (errors and help). */
+void xp_cli_command_list(unsigned int mask, char *buf, size_t len)
 {
 	int cmd;
 
@@ -1012,7 +1012,7 @@ static int apply(struct parser *p, const struct xp_cli_option *o, const char *v)
 				    "option --%s must follow the command "
 				    "(try 'xport --help')",
 				    o->name);
-		command_list(o->commands, cmds, sizeof(cmds));
+		xp_cli_command_list(o->commands, cmds, sizeof(cmds));
 		return fail(p, "option --%s is not valid here (only for %s)", o->name, cmds);
 	}
 	p->seen[o->id] = 1;

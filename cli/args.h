@@ -74,6 +74,8 @@ struct xp_cli_eptype {
 extern const struct xp_cli_option xp_cli_options[];
 extern const size_t xp_cli_n_options;
 extern const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT];
+/* Names of the commands in mask, comma-separated (errors and help). */
+void xp_cli_command_list(unsigned int mask, char *buf, size_t len);
 extern const struct xp_cli_eptype xp_cli_endpoints[];
 extern const size_t xp_cli_n_endpoints;
 

@@ -41,20 +41,6 @@ static int option_lhs(const struct xp_cli_option *o, char *buf, size_t len)
 	}
 }
 
-static void command_names(unsigned int mask, char *buf, size_t len)
-{
-	int cmd;
-
-	buf[0] = '\0';
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
-		if (!(mask & XP_IN(cmd)))
-			continue;
-		if (buf[0])
-			strncat(buf, ", ", len - strlen(buf) - 1);
-		strncat(buf, xp_cli_commands[cmd].name, len - strlen(buf) - 1);
-	}
-}
-
 /* Print text from column col, wrapping words before column 80. */
 static void wrap(FILE *f, int col, const char *text)
 {
@@ -127,7 +113,7 @@ static const char *difference(unsigned int m, unsigned int common, char *buf, si
 
 	if (m == common)
 		return NULL;
-	command_names(also ? m & ~common : m, names, sizeof(names));
+	xp_cli_command_list(also ? m & ~common : m, names, sizeof(names));
 	snprintf(buf, len, "[%s %s]", also ? "also" : "only", names);
 	return buf;
 }
@@ -141,7 +127,7 @@ static void print_group(FILE *f, const char *title, unsigned int mask, enum xp_c
 
 	if (!common)
 		return;
-	command_names(common, names, sizeof(names));
+	xp_cli_command_list(common, names, sizeof(names));
 	if (annotate)
 		fprintf(f, "\n%s (%s):\n", title, names);
 	else
