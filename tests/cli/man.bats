@@ -36,7 +36,17 @@ in_man() {
 @test "man page names every option string of the contract" {
 	local spec="$REPO_ROOT/../shared/spec/cli.md" opt failed=0
 	[ -f "$spec" ] || skip "contract not found at $spec"
+	local pending="$BATS_TEST_DIRNAME/pending-options"
 	for opt in $(grep -o -- '--[a-z][a-z=-]*' "$spec" | sort -u); do
+		# Built later by the issue named in pending-options; an option that
+		# is listed there but already documented is an error (stale list).
+		if grep -qx -e "$opt"$'\t.*' "$pending"; then
+			if in_man "$opt"; then
+				echo "$opt is documented: remove it from pending-options"
+				failed=1
+			fi
+			continue
+		fi
 		if ! in_man "$opt"; then
 			echo "$opt missing from man/xport.1"
 			failed=1
