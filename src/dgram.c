@@ -263,7 +263,7 @@ static void dg_after_flush(struct dgram *d)
 		return;
 	xp__io_stop(t->loop, &d->io, XP_IO_WRITE);
 	if (t->closing) {
-		xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE);
+		xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 		xp__transport_lost(t, 0);
 	}
 }
@@ -418,6 +418,8 @@ static void dg_io_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 	}
 	if (!handled && (revents & XP_IO_ERR))
 		dg_take_so_error(d);
+	else if (!handled && (revents & XP_IO_HUP))
+		xp__io_stop(loop, w, XP_IO_WATCH); /* shut down: nothing more to hear */
 }
 
 /* ---- vtable ---------------------------------------------------------- */
@@ -426,8 +428,10 @@ static void dg_made(xp_transport *t)
 {
 	struct dgram *d = to_dg(t);
 
-	if (t->reading && !t->closing)
-		xp__io_start(t->loop, &d->io, XP_IO_READ);
+	/* Paused, an ICMP error (ECONNREFUSED...) still reaches
+	 * error_received: the socket stays watched for errors. */
+	xp__io_start(t->loop, &d->io,
+		     t->reading && !t->closing ? XP_IO_READ | XP_IO_WATCH : XP_IO_WATCH);
 }
 
 static void dg_update_reading(xp_transport *t)
@@ -455,7 +459,7 @@ static void dg_close(xp_transport *t)
 	xp__io_stop(t->loop, &d->io, XP_IO_READ);
 	dg_cancel_held(d);
 	if (xp_list_empty(&d->queue)) {
-		xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE);
+		xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 		xp__transport_lost(t, 0);
 	}
 	/* Otherwise dg_flush finishes the close once the queue is empty. */
@@ -470,7 +474,7 @@ static void dg_force_close(xp_transport *t, int err)
 	pkt_list_free(&d->queue);
 	d->qbytes = 0;
 	dg_cancel_held(d);
-	xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE);
+	xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 	xp__transport_lost(t, err);
 }
 

@@ -58,6 +58,14 @@ static inline void xp_list_remove(struct xp_list *n)
  * and/or WRITE so that a plain read()/write() surfaces the error. */
 #define XP_IO_ERR 4u
 #define XP_IO_HUP 8u
+/* Interest in errors and hang-up alone: the descriptor stays registered
+ * while neither read nor written, so that a paused transport ("not
+ * reading") still hears a reset, a vanished reader or a dead terminal.
+ * The callback then sees XP_IO_ERR and/or XP_IO_HUP without READ/WRITE.
+ * A hang-up without an error is reported again and again (level-
+ * triggered) until the owner reads the descriptor or drops the interest. */
+#define XP_IO_WATCH 16u
+#define XP_IO_RW (XP_IO_READ | XP_IO_WRITE)
 
 struct xp_io;
 typedef void (*xp_io_cb)(xp_loop *loop, struct xp_io *w, unsigned revents);
@@ -85,7 +93,8 @@ void xp__io_close(xp_loop *loop, struct xp_io *w);
 
 int xp__backend_init(xp_loop *loop);
 void xp__backend_destroy(xp_loop *loop);
-/* Make the backend watch w->fd for `events` (0 = not at all).  -EPERM
+/* Make the backend watch w->fd for `events` (0 = not at all; XP_IO_WATCH
+ * alone = registered for errors and hang-up only).  -EPERM
  * means the fd cannot be polled (regular file): the loop then treats it as
  * always ready. */
 int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events);

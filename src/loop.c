@@ -301,9 +301,10 @@ static int io_apply(xp_loop *loop, struct xp_io *w, unsigned events)
 			return r;
 		w->always_ready = true; /* regular file, /dev/null: never blocks */
 	}
-	if (events && xp_list_empty(&w->ready_node))
+	/* A regular file never fails or hangs up: WATCH alone is nothing. */
+	if ((events & XP_IO_RW) && xp_list_empty(&w->ready_node))
 		xp_list_insert_tail(&loop->always_ready, &w->ready_node);
-	else if (!events && !xp_list_empty(&w->ready_node))
+	else if (!(events & XP_IO_RW) && !xp_list_empty(&w->ready_node))
 		xp_list_remove(&w->ready_node);
 	return 0;
 }
@@ -340,7 +341,7 @@ static void run_always_ready(xp_loop *loop)
 		/* Rotate first: the callback may stop or free w. */
 		xp_list_remove(node);
 		xp_list_insert_tail(&loop->always_ready, node);
-		w->cb(loop, w, w->events);
+		w->cb(loop, w, w->events & XP_IO_RW);
 	}
 }
 

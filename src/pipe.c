@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ struct pipe {
 	bool eof_pending; /* write_eof/close: end once the buffer drained */
 	bool started;	  /* vt->made ran: reading may begin */
 	bool ended;	  /* io stopped, connection_lost queued */
+	bool hup_seen;	  /* hung up while paused: unwatched until read */
 	struct xp_wbuf wbuf;
 };
 
@@ -80,6 +82,9 @@ static unsigned pipe_wanted(const struct pipe *pp)
 
 	if (pp->ended)
 		return 0;
+	/* Paused is "not reading", never "not watching" (see pipe_idle_event). */
+	if (pp->started && !pp->hup_seen)
+		ev |= XP_IO_WATCH;
 	if (pp->writer) {
 		if (pp->watch_peer)
 			ev |= XP_IO_READ;
@@ -98,7 +103,7 @@ static void pipe_update_io(struct pipe *pp)
 	if (pp->fd < 0)
 		return;
 	want = pipe_wanted(pp);
-	drop = (XP_IO_READ | XP_IO_WRITE) & ~want;
+	drop = (XP_IO_RW | XP_IO_WATCH) & ~want;
 	if (drop & pp->io.events)
 		xp__io_stop(pp->base.loop, &pp->io, drop);
 	if (want & ~pp->io.events)
@@ -124,7 +129,7 @@ static void pipe_end(struct pipe *pp, int err)
 	pp->ended = true;
 	xp__wbuf_clear(&pp->wbuf);
 	if (pp->fd >= 0)
-		xp__io_stop(pp->base.loop, &pp->io, XP_IO_READ | XP_IO_WRITE);
+		xp__io_stop(pp->base.loop, &pp->io, XP_IO_RW | XP_IO_WATCH);
 	xp__transport_lost(&pp->base, err);
 }
 
@@ -246,12 +251,43 @@ static void wpipe_ready(struct pipe *pp, unsigned revents)
 		wpipe_peer_gone(pp);
 }
 
+/*
+ * An error or hang-up while neither reading nor writing.  A writer's
+ * reader is gone (a terminal hung up, a socket peer left): as when a FIFO
+ * reader leaves.  A reader with an error (a socket reset, a terminal hung
+ * up) fails at once.  A reader's hang-up alone is its writer leaving: the
+ * bytes still in the pipe come first, so it waits for the next read, and
+ * the interest is dropped until then (level-triggered, it would repeat).
+ */
+static void pipe_idle_event(struct pipe *pp, unsigned revents)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (pp->writer) {
+		wpipe_peer_gone(pp);
+		return;
+	}
+	if (revents & XP_IO_ERR) {
+		if (getsockopt(pp->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || !err)
+			err = EIO;
+		xp__transport_fatal(&pp->base, -err, NULL);
+		return;
+	}
+	pp->hup_seen = true;
+	pipe_update_io(pp);
+}
+
 static void pipe_io_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 {
 	struct pipe *pp = XP_CONTAINER_OF(w, struct pipe, io);
 
 	if (pp->ended)
 		return;
+	if (!(w->events & XP_IO_RW)) {
+		pipe_idle_event(pp, revents);
+		return;
+	}
 	if (pp->writer)
 		wpipe_ready(pp, revents);
 	else
@@ -280,7 +316,11 @@ static void rpipe_close(xp_transport *t)
 
 static void rpipe_update_reading(xp_transport *t)
 {
-	pipe_update_io(to_pipe(t));
+	struct pipe *pp = to_pipe(t);
+
+	if (t->reading)
+		pp->hup_seen = false; /* the next read reports what the hang-up left */
+	pipe_update_io(pp);
 }
 
 /* Close after the buffer drained (a write pipe's close and write_eof). */

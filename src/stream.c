@@ -509,11 +509,39 @@ static void stream_readable(struct stream *s)
 
 static void sf_writable(struct stream *s);
 
+/*
+ * An error or hang-up while neither reading nor writing (paused, or past
+ * EOF with nothing queued).  An error is the end: the peer reset, or the
+ * route died.  A hang-up alone is an orderly end of both directions (our
+ * shutdown and the peer's, or a Unix peer that closed): unread bytes may
+ * still wait in the socket, so it is left for the next read, and the
+ * interest is dropped until then, as level-triggered polling would report
+ * it on every iteration.
+ */
+static void stream_idle_event(struct stream *s, unsigned revents)
+{
+	xp_transport *t = &s->base;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if ((revents & XP_IO_ERR) && getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err) {
+		stream_read_error(s, -err);
+		return;
+	}
+	xp__io_stop(t->loop, &s->io, XP_IO_WATCH);
+}
+
 static void stream_io_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 {
 	struct stream *s = XP_CONTAINER_OF(w, struct stream, io);
 	xp_transport *t = &s->base;
 	unsigned wanted = w->events;
+
+	if (!(wanted & XP_IO_RW)) {
+		stream_idle_event(s, revents);
+		return;
+	}
 
 	/* ERR/HUP come with READ or WRITE; the syscall then reports them. */
 	if ((revents & (XP_IO_WRITE | XP_IO_ERR | XP_IO_HUP)) && (wanted & XP_IO_WRITE)) {
@@ -883,20 +911,23 @@ xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t o
 
 /* ---- lifecycle ----------------------------------------------------- */
 
+/* Paused means "not reading", never "not watching": the socket stays
+ * registered for errors (XP_IO_WATCH) until the transport is lost. */
 static void stream_made(xp_transport *t)
 {
 	struct stream *s = to_stream(t);
 
-	if (want_read(t))
-		xp__io_start(t->loop, &s->io, XP_IO_READ);
+	xp__io_start(t->loop, &s->io, want_read(t) ? XP_IO_READ | XP_IO_WATCH : XP_IO_WATCH);
 }
 
 static void stream_update_reading(xp_transport *t)
 {
 	struct stream *s = to_stream(t);
 
+	if (t->lost_scheduled)
+		return;
 	if (want_read(t))
-		xp__io_start(t->loop, &s->io, XP_IO_READ);
+		xp__io_start(t->loop, &s->io, XP_IO_READ | XP_IO_WATCH);
 	else
 		xp__io_stop(t->loop, &s->io, XP_IO_READ);
 }
@@ -920,7 +951,7 @@ static void stream_force_close(xp_transport *t, int err)
 	xp__wbuf_clear(&s->wbuf);
 	pipe_drop(s);
 	splice_unlink(s);
-	xp__io_stop(t->loop, &s->io, XP_IO_READ | XP_IO_WRITE);
+	xp__io_stop(t->loop, &s->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 	if (s->sf) {
 		struct sendfile_op *op = s->sf;
 		s->sf = NULL;

@@ -317,6 +317,27 @@ TEST(dgram_sem_72_connection_refused_error_received)
 	rec_free(r);
 }
 
+/* Paused is not deaf: the refusal still reaches error_received, and
+ * nothing spins on the error while no one reads. */
+TEST(dgram_paused_connection_refused_still_reported)
+{
+	xp_loop *loop = xp_loop_new();
+	struct rec *r = rec_new(&rec_dgram_ops, loop);
+	xp_transport *t = open_remote(loop, r, dead_port());
+
+	xp_transport_pause_reading(t);
+	/* One datagram: the refusal comes back as ICMP, later, and only the
+	 * watch on the paused socket can bring it in. */
+	CHECK_EQ(xp_transport_sendto(t, "ping", 4, NULL, 0), 0);
+	rec_run_until(loop, cond_log, r, 5);
+	CHECK(strstr(r->log, "error:-111") != NULL); /* ECONNREFUSED */
+	CHECK_EQ(r->nlost, 0);
+	close_wait(loop, r);
+	CHECK_EQ(r->lost_err, 0);
+	xp_loop_free(loop);
+	rec_free(r);
+}
+
 static int nexc;
 static char exc_msg[256];
 static int exc_err;
