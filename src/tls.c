@@ -46,6 +46,11 @@
 #define TLS_LOW (128 * 1024)
 /* Plaintext per SSL_write: four full records, then hand them to raw. */
 #define TLS_CHUNK (64 * 1024)
+/* Raw is not read while more than this waits in its write buffer: what we
+ * owe the peer (handshake flights, answers to key updates) only grows
+ * when the peer does not read, and TCP, not our memory, must hold such a
+ * peer back.  Above what one encrypted chunk leaves there. */
+#define TLS_RAW_READ_LIMIT (4 * TLS_CHUNK)
 #define TLS_DEFAULT_HANDSHAKE_TIMEOUT 60.0
 
 /* ---- contexts ------------------------------------------------------- */
@@ -386,6 +391,7 @@ struct tls {
 	bool raw_gone;		     /* raw's connection_lost arrived */
 	bool raw_paused;	     /* raw is over its high watermark: stop encrypting */
 	bool raw_eof;		     /* TCP EOF from the peer */
+	bool raw_reading;	     /* raw is being read (tls_sync_raw_reading) */
 	bool app_started;	     /* xp__transport_start(app) was called */
 	xp_protocol_factory factory; /* makes the app protocol after the handshake */
 	void *factory_arg;
@@ -416,6 +422,31 @@ static void cancel_handle(xp_handle **h)
 	}
 }
 
+/*
+ * Read raw only while it can lead somewhere: never after the peer's
+ * close_notify (nothing may follow it; a peer that keeps sending would
+ * otherwise pile up in the read BIO), not while the app is paused, and not
+ * while raw's write buffer is over TLS_RAW_READ_LIMIT.  Paused raw still
+ * watches its socket, so a reset is noticed all the same.
+ */
+static void tls_sync_raw_reading(struct tls *s)
+{
+	const xp_transport *t = &s->base;
+	bool on;
+
+	if (s->raw_gone)
+		return;
+	on = !s->peer_closed && !t->lost_scheduled && (s->state != ST_WRAPPED || t->reading) &&
+	     xp_transport_get_write_buffer_size(s->raw) <= TLS_RAW_READ_LIMIT;
+	if (on == s->raw_reading)
+		return;
+	s->raw_reading = on;
+	if (on)
+		xp_transport_resume_reading(s->raw);
+	else
+		xp_transport_pause_reading(s->raw);
+}
+
 /* Hand whatever OpenSSL produced to the raw transport. */
 static void tls_flush(struct tls *s)
 {
@@ -427,6 +458,7 @@ static void tls_flush(struct tls *s)
 	if (!s->raw_gone)
 		xp_transport_write(s->raw, p, (size_t)n);
 	(void)BIO_reset(s->wbio);
+	tls_sync_raw_reading(s);
 }
 
 /* The reason of the last OpenSSL failure, and our error code for it. */
@@ -679,6 +711,7 @@ static void tls_peer_closed(struct tls *s)
 	int r;
 
 	s->peer_closed = true;
+	tls_sync_raw_reading(s);
 	r = xp__proto_eof(t);
 	if (r < 0)
 		return;
@@ -918,6 +951,7 @@ static void raw_resume_writing(xp_protocol *p)
 	struct tls *s = P(p);
 
 	s->raw_paused = false;
+	tls_sync_raw_reading(s);
 	tls_kick(s, KICK_WRITE);
 }
 
@@ -926,7 +960,10 @@ static int raw_data(xp_protocol *p, const void *data, size_t len)
 	struct tls *s = P(p);
 	const char *d = data;
 
-	if (s->state == ST_NEW || s->state == ST_DEAD)
+	/* Nothing may follow close_notify: bytes that do are dropped, not
+	 * kept (raw was paused at close_notify; this is what one read
+	 * already held). */
+	if (s->state == ST_NEW || s->state == ST_DEAD || s->peer_closed)
 		return 0;
 	while (len > 0) {
 		int n = BIO_write(s->rbio, d, len > INT_MAX ? INT_MAX : (int)len);
@@ -1021,12 +1058,9 @@ static void tls_update_reading(xp_transport *t)
 
 	if (s->raw_gone)
 		return;
-	if (t->reading) {
-		xp_transport_resume_reading(s->raw);
+	tls_sync_raw_reading(s);
+	if (t->reading)
 		tls_kick(s, KICK_READ);
-	} else {
-		xp_transport_pause_reading(s->raw);
-	}
 }
 
 static const void *tls_extra(xp_transport *t, const char *key, const void *dflt)
@@ -1211,6 +1245,7 @@ xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 		return wrap_failed(fut, raw, fresh, r);
 	}
 	s->waiter = xp_future_retain(fut);
+	s->raw_reading = true; /* xp__transport_start / resume_reading below */
 	s->factory = factory;
 	s->factory_arg = factory_arg;
 	if (server)

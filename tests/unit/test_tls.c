@@ -1601,3 +1601,172 @@ TEST(tls_sem_49_resume_when_raw_drains_unpaused)
 	free(a);
 	fx_free(&f);
 }
+
+/* ---- hostile peers: memory stays bounded ------------------------------ */
+
+/* A TLS 1.3 client in a forked child, blocking, that never reads.  It
+ * sends close_notify and then raw bytes ("garbage"), or KeyUpdate
+ * requests in a loop ("keyupdate"), for at most `secs`, until a send
+ * blocks for 300 ms (we held it back), and reports over `rep` how much it
+ * got out: bytes for garbage, updates for keyupdate. */
+static pid_t hostile_client(const char *port, const char *mode, double secs, int rep)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)atoi(port)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval tv = {0, 300000};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), small = 16384;
+	long long deadline = xpt_now_ms() + (long long)(secs * 1000), done = 0;
+	static char junk[16384];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		_exit(2);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1)
+		_exit(3);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!strcmp(mode, "garbage")) {
+		SSL_shutdown(ssl); /* close_notify */
+		memset(junk, 0x17, sizeof(junk));
+		while (xpt_now_ms() < deadline) {
+			ssize_t n = send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+			done += n;
+		}
+	} else {
+		while (xpt_now_ms() < deadline) {
+			if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1 ||
+			    SSL_do_handshake(ssl) != 1)
+				break;
+			done++;
+		}
+	}
+	if (write(rep, &done, sizeof(done)) != sizeof(done))
+		_exit(4);
+	_exit(0);
+}
+
+struct hostile_watch {
+	struct fx *f;
+	pid_t pid;
+	size_t max_buffered; /* the server transport's write buffer, at most */
+	long long max_rss_kb;
+};
+
+static long long rss_kb(void)
+{
+	FILE *fp = fopen("/proc/self/statm", "r");
+	long long pages = 0, res = 0;
+
+	if (fp) {
+		if (fscanf(fp, "%lld %lld", &pages, &res) != 2)
+			res = 0;
+		fclose(fp);
+	}
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int cond_hostile_done(void *arg)
+{
+	struct hostile_watch *w = arg;
+	struct fx *f = w->f;
+	long long rss = rss_kb();
+
+	if (f->nsrv && f->srv[0]->t && !f->srv[0]->nlost) {
+		size_t b = xp_transport_get_write_buffer_size(f->srv[0]->t);
+		if (b > w->max_buffered)
+			w->max_buffered = b;
+	}
+	if (rss > w->max_rss_kb)
+		w->max_rss_kb = rss;
+	return waitpid(w->pid, NULL, WNOHANG) != 0; /* exited (or reaped) */
+}
+
+static void hostile_run(const char *mode, long long *reported, struct hostile_watch *w)
+{
+	int rep[2];
+
+	REQUIRE(pipe(rep) == 0);
+	w->pid = hostile_client(w->f->port, mode, 4.0, rep[1]);
+	REQUIRE(w->pid > 0);
+	close(rep[1]);
+	CHECK(rec_run_until(w->f->loop, cond_hostile_done, w, 30));
+	CHECK_EQ(read(rep[0], reported, sizeof(*reported)), (ssize_t)sizeof(*reported));
+	close(rep[0]);
+}
+
+/* After close_notify nothing may follow: a TLS 1.3 peer that goes on
+ * streaming bytes is held back by TCP, not buffered (it once grew the
+ * read BIO by everything it sent). */
+TEST(tls_bytes_after_close_notify_are_not_buffered)
+{
+	struct fx f;
+	struct hostile_watch w = {.f = &f};
+	long long sent = 0, rss0;
+
+	fx_init(&f);
+	f.srv_eof_ret = 1; /* TLS 1.3 half-close: stay open for writing */
+	fx_serve(&f);
+	rss0 = rss_kb();
+	hostile_run("garbage", &sent, &w);
+	CHECK(f.nsrv == 1 && strstr(f.srv[0]->log, "made eof") == f.srv[0]->log);
+	/* Socket buffers hold a few MiB at most; 4 s of loopback is far more. */
+	CHECK(sent < 16LL << 20);
+	CHECK(w.max_rss_kb - rss0 < 32 * 1024);
+	fx_free(&f);
+}
+
+/* KeyUpdate(update_requested) in a loop from a peer that never reads: our
+ * answers wait in the raw write buffer, which must stop our reading once
+ * it is over its limit instead of growing with every request. */
+TEST(tls_key_update_flood_from_non_reader_is_bounded)
+{
+	struct fx f;
+	struct hostile_watch w = {.f = &f};
+	long long updates = 0;
+
+	fx_init(&f);
+	fx_serve(&f);
+	hostile_run("keyupdate", &updates, &w);
+	REQUIRE(f.nsrv == 1);
+	CHECK(w.max_buffered <= 1 << 20);
+	CHECK(updates < 1000000);
+	fx_free(&f);
+}
+
+/* Paused is not deaf over TLS either: the raw socket under a paused TLS
+ * transport still reports the peer's reset at once. */
+TEST(tls_paused_server_notices_reset)
+{
+	struct fx f;
+	static unsigned char big[1 << 18];
+	struct linger l = {1, 0};
+	const int *fd;
+
+	fx_init(&f);
+	fx_serve(&f);
+	REQUIRE(fx_connect(&f) == 0);
+	REQUIRE(rec_run_until(f.loop, cond_srv_made, &f, 5));
+	struct rec *s = f.srv[0];
+	xp_transport_pause_reading(s->t);
+	CHECK_EQ(xp_transport_write(f.ct, big, sizeof(big)), 0);
+	rec_run_until(f.loop, cond_never, NULL, 0.3);
+	CHECK_EQ(s->inlen, 0);
+	fd = xp_transport_get_extra_info(f.ct, "socket", NULL);
+	REQUIRE(fd && *fd >= 0);
+	setsockopt(*fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	xp_transport_abort(f.ct);
+	CHECK(rec_run_until(f.loop, rec_cond_lost, s, 5));
+	CHECK_EQ(s->lost_err, -ECONNRESET);
+	fx_free(&f);
+}
