@@ -249,7 +249,7 @@ TEST(connect_timeout)
 	r = run_fut(loop, xp_create_connection(loop, one_factory, &o, "127.0.0.1", ps, &opt), NULL);
 	long long ms = xpt_now_ms() - t0;
 	CHECK_EQ(r, -ETIMEDOUT);
-	CHECK(ms >= 190 && ms < 2000);
+	CHECK(ms >= 190 && ms < 15000); /* not the 30 s default; valgrind-loaded bound */
 	CHECK_EQ(o.calls, 0);
 	close_all(fill, nfill);
 	close(l);
@@ -366,15 +366,15 @@ TEST(connect_happy_eyeballs_failure_starts_next_at_once)
 	int l = xpt_tcp_listener(&port);
 	REQUIRE(l >= 0);
 	/* [::1]:port is refused (nothing listens there), then two refused
-	 * IPv4 ports, then the listener.  With a 5 s stagger only failures
-	 * can start the next attempts quickly. */
+	 * IPv4 ports, then the listener.  With a 30 s stagger only failures
+	 * can start the next attempts within the (valgrind-loaded) bound. */
 	xp_sockaddr addrs[4] = {addr6(port), addr4(free_port()), addr4(free_port()), addr4(port)};
-	xp_connect_opts opt = {.happy_eyeballs_delay = 5};
+	xp_connect_opts opt = {.happy_eyeballs_delay = 30};
 	long long t0 = xpt_now_ms();
 	xp_transport *t;
 	CHECK_EQ(run_fut(loop, xp__connect_addrs(loop, one_factory, &o, addrs, 4, NULL, &opt), &t),
 		 0);
-	CHECK(xpt_now_ms() - t0 < 2000);
+	CHECK(xpt_now_ms() - t0 < 15000);
 	CHECK_EQ(o.calls, 1); /* one protocol, not one per attempt */
 	int s = accept_one(l);
 	CHECK(s >= 0);

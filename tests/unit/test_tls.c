@@ -1053,7 +1053,7 @@ TEST(tls_handshake_timeout)
 	    xp_create_connection(f.loop, rec_factory_one, f.cli, "127.0.0.1", f.port, &co);
 	CHECK_EQ(xp_loop_run_until_complete(f.loop, fut), -ETIMEDOUT);
 	double dt = xp_loop_time(f.loop) - t0;
-	CHECK(dt >= 0.19 && dt < 2);
+	CHECK(dt >= 0.19 && dt < 20); /* not the 60 s default, even under valgrind */
 	xp_future_release(fut);
 	CHECK_EQ(f.cli->nmade, 0);
 	close(lfd);
