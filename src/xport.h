@@ -577,7 +577,9 @@ typedef struct xp_relay_opts {
 	 * or a child never stalls writing to us and its reset is still
 	 * noticed; a pipe end (stdin) is never read instead, leaving its
 	 * bytes to whoever reads it next.  EOF from the other end is not
-	 * passed on. */
+	 * passed on.  A subprocess end is treated as a command run with
+	 * `> /dev/null` (its output drained to its EOF before the relay
+	 * ends) or `< /dev/null` (its stdin closed at once). */
 	int one_way;
 	/* Bit i set (1 << i): EOF read from end i ends the relay gracefully,
 	 * as no_half_close does for every EOF: what was read is still written

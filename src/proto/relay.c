@@ -170,11 +170,12 @@ static bool dir_used(const xp_relay *r, int i)
 	       r->o.one_way == (i == 0 ? XP_RELAY_0_TO_1 : XP_RELAY_1_TO_0);
 }
 
-/* Every direction that carries bytes has ended. */
+/* Every direction that carries bytes has ended, and a child's dropped
+ * output too: cutting it off could kill the child with SIGPIPE. */
 static bool all_dirs_done(const xp_relay *r)
 {
 	for (int i = 0; i < 2; i++)
-		if (dir_used(r, i) && !r->dir_done[i])
+		if ((dir_used(r, i) || r->end[i].kind == K_SUBPROC) && !r->dir_done[i])
 			return false;
 	return true;
 }
@@ -549,8 +550,12 @@ static void writer_up(struct rend *e)
 		return;
 	}
 	flush_stash(e);
-	if (other(e)->read_eof && !e->r->o.no_half_close && dir_used(e->r, 1 - e->idx))
+	if (!dir_used(e->r, 1 - e->idx)) {
+		if (e->kind == K_SUBPROC)
+			send_eof(e); /* never fed: its stdin is as /dev/null */
+	} else if (other(e)->read_eof && !e->r->o.no_half_close) {
 		send_eof(e);
+	}
 }
 
 static void spliced(void *arg, size_t n)

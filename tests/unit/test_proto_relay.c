@@ -644,3 +644,74 @@ TEST(proto_relay_bad_one_way_opts)
 	CHECK(xp_relay_new(loop, &o) == NULL);
 	pu_loop_free(loop);
 }
+
+/* Start `sh -c script` as end 1 of f's relay; the subprocess transport,
+ * retained (for its return code). */
+static xp_transport *start_sh(struct rfix *f, const char *script)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+	xp_future *fut = xp_subprocess_exec(f->loop, sub_factory, f->r, "/bin/sh", argv, NULL);
+	xp_transport *t = NULL;
+
+	REQUIRE(fut);
+	if (xp_loop_run_until_complete(f->loop, fut) == 0)
+		t = xp_transport_retain(xp_future_result(fut));
+	xp_future_release(fut);
+	REQUIRE(t);
+	return t;
+}
+
+static int cond_exited(void *arg)
+{
+	int code;
+
+	return xp_transport_get_returncode(arg, &code) == 0;
+}
+
+/* Towards a child only: its output is drained and dropped up to its EOF,
+ * never cut off (a SIGPIPE would kill it). */
+TEST(proto_relay_one_way_drains_child_output)
+{
+	struct rfix f = {0};
+	xp_transport *sp;
+	int code = -1;
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_0_TO_1;
+	f.r = xp_relay_new(f.loop, &f.o);
+	rfix_end(&f, 0);
+	f.pa->eof_ret = 0;
+	sp = start_sh(&f, "read x; head -c 1000000 /dev/zero; echo got-$x");
+	CHECK_EQ(xp_transport_write(f.ca, "hi\n", 3), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 10));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, cond_exited, sp, 5));
+	CHECK_EQ(xp_transport_get_returncode(sp, &code), 0);
+	CHECK_EQ(code, 0);
+	CHECK_EQ(f.pa->inlen, 0);
+	xp_transport_release(sp);
+	rfix_free(&f);
+}
+
+/* From a child only: its stdin is closed at once, as with < /dev/null. */
+TEST(proto_relay_one_way_child_stdin_closed)
+{
+	struct rfix f = {0};
+	xp_transport *sp;
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_1_TO_0;
+	f.r = xp_relay_new(f.loop, &f.o);
+	rfix_end(&f, 0);
+	f.pa->eof_ret = 0;
+	CHECK_EQ(xp_transport_write(f.ca, "never\n", 6), 0);
+	sp = start_sh(&f, "n=$(cat | wc -c); echo stdin-had-$n");
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 10));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pa, 3));
+	CHECK_EQ(f.pa->inlen, 12);
+	CHECK_MEM(f.pa->in, "stdin-had-0\n", 12);
+	xp_transport_release(sp);
+	rfix_free(&f);
+}
