@@ -42,6 +42,8 @@ enum opt_id {
 	O_READ_SIZE,
 	O_HALF_CLOSE,
 	O_NO_HALF_CLOSE,
+	O_SEND_ONLY,
+	O_RECV_ONLY,
 	O_EOF_TIMEOUT,
 	O_IDLE_TIMEOUT,
 	O_CONNECT_TIMEOUT,
@@ -169,6 +171,10 @@ const struct xp_cli_option xp_cli_options[] = {
 	 "pass EOF on, keep the other direction (default)"),
     FLAG(O_NO_HALF_CLOSE, "no-half-close", 0, STREAM, XP_GRP_STREAM,
 	 "at EOF, flush and close both directions"),
+    FLAG(O_SEND_ONLY, "send-only", 0, STREAM, XP_GRP_STREAM,
+	 "one way: local input to the peer (its data dropped)"),
+    FLAG(O_RECV_ONLY, "recv-only", 0, STREAM, XP_GRP_STREAM,
+	 "one way: the peer to local output (input never read)"),
     VAL(O_EOF_TIMEOUT, "eof-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
 	"after one direction ended, wait at most this long"),
     VAL(O_IDLE_TIMEOUT, "idle-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
@@ -804,6 +810,12 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 	case O_NO_HALF_CLOSE:
 		c->half_close = 0;
 		return 0;
+	case O_SEND_ONLY:
+		c->one_way = XP_CLI_SEND_ONLY;
+		return 0;
+	case O_RECV_ONLY:
+		c->one_way = XP_CLI_RECV_ONLY;
+		return 0;
 	case O_EOF_TIMEOUT:
 		return set_seconds(p, o, v, &c->eof_timeout);
 	case O_IDLE_TIMEOUT:
@@ -1265,6 +1277,11 @@ static int finish_tcp_server(struct parser *p)
 	if (one_addr(p, ROLE_SERVER) || resolve_proto(p) || conflict(p, O_ONCE, O_KEEP_OPEN) ||
 	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
 		return XP_CLI_USAGE;
+	/* echo, discard and chargen are no relay: nothing to make one way. */
+	if (c->one_way && c->proto != XP_PROTO_STDIO && c->proto != XP_PROTO_EXEC &&
+	    c->proto != XP_PROTO_FORWARD)
+		return fail(p, "--%s requires --proto stdio, exec or forward",
+			    opt_name(p->seen[O_SEND_ONLY] ? O_SEND_ONLY : O_RECV_ONLY));
 	/* N loops cannot share one stdin/stdout. */
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
@@ -1354,7 +1371,8 @@ static int finish(struct parser *p)
 
 	if (p->cmd != XP_CMD_SUBPROCESS && p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
-	if (conflict(p, O_QUIET, O_VERBOSE) || check_watermarks(p) || finishers[p->cmd](p))
+	if (conflict(p, O_QUIET, O_VERBOSE) || conflict(p, O_SEND_ONLY, O_RECV_ONLY) ||
+	    check_watermarks(p) || finishers[p->cmd](p))
 		return XP_CLI_USAGE;
 	/* 0 means "no limit" for these two; callers only test < 0. */
 	if (c->idle_timeout == 0)

@@ -240,7 +240,7 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 
 	switch (e->kind) {
 	case XP_EP_STDIO:
-		xp_cli_stdio_attach(px->run.loop, r, i, 0);
+		xp_cli_stdio_attach(px->run.loop, r, i, 0, !xp_cli_keep_open(px->cli));
 		break;
 	case XP_EP_TCP:
 	case XP_EP_UNIX:
@@ -306,6 +306,10 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 		return NULL;
 	xp_run_relay_opts(c, &ro);
 	ro.stats_end = stats_end(px->cli);
+	xp_cli_one_way(px->cli, &ro, 1);
+	for (int i = 0; i < 2; i++)
+		if (px->cli->ep[i].kind == XP_EP_STDIO)
+			xp_cli_stdio_session(&ro, i, xp_cli_keep_open(px->cli));
 	peer_label(&px->cli->ep[ro.stats_end], c->label, sizeof(c->label));
 	/* A udp: end has no EOF of its own: after EOF from the other side it
 	 * accepts replies for --eof-timeout, then closes (udpadapt.c).  That

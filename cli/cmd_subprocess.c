@@ -115,11 +115,13 @@ static int start_local(struct sub *s)
 		return XP_EXIT_FAIL;
 	xp_run_relay_opts(c, &ro);
 	ro.stats_end = 0;
+	xp_cli_one_way(s->cli, &ro, 0);
+	xp_cli_stdio_session(&ro, 1, 0);
 	s->relay = xp_relay_new(s->run.loop, &ro);
 	if (!s->relay)
 		return XP_EXIT_FAIL;
 	c->relay = s->relay;
-	xp_cli_stdio_attach(s->run.loop, s->relay, 1, 0);
+	xp_cli_stdio_attach(s->run.loop, s->relay, 1, 0, 1);
 	spawn_child(s, s->relay);
 	s->run.no_more = 1;
 	return 0;
@@ -139,6 +141,7 @@ static xp_protocol *conn_factory(void *arg)
 		return NULL;
 	xp_run_relay_opts(s->conn, &ro);
 	ro.stats_end = 1;
+	xp_cli_one_way(s->cli, &ro, 1);
 	s->relay = xp_relay_new(s->run.loop, &ro);
 	if (!s->relay)
 		return NULL;
@@ -202,6 +205,7 @@ static xp_protocol *listen_start(struct xp_run *r, xp_transport *t, void *arg)
 	}
 	xp_run_relay_opts(c, &ro);
 	ro.stats_end = 1;
+	xp_cli_one_way(s->cli, &ro, 1);
 	rl = xp_relay_new(r->loop, &ro);
 	if (!rl) {
 		xp_run_conn_end(c, NULL);

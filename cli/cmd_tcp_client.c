@@ -68,6 +68,8 @@ static xp_protocol *relay_factory(void *arg)
 	if (!c->conn)
 		return NULL;
 	xp_run_relay_opts(c->conn, &ro);
+	xp_cli_one_way(c->cli, &ro, 0);
+	xp_cli_stdio_session(&ro, 1, 0);
 	c->relay = xp_relay_new(c->run.loop, &ro);
 	if (!c->relay) {
 		xp_run_conn_end(c->conn, NULL);
@@ -105,7 +107,7 @@ static void connected(xp_future *f, void *arg)
 			c->itr = xp_transport_retain(t);
 			xp_loop_stop(r->loop);
 		} else {
-			xp_cli_stdio_attach(r->loop, c->relay, 1, c->cli->crlf);
+			xp_cli_stdio_attach(r->loop, c->relay, 1, c->cli->crlf, 1);
 		}
 		xp_future_release(f);
 		return;
@@ -212,8 +214,8 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	xp_log_init(cli);
 	xp_cli_addr_str(&cli->addr, 0, c.name, sizeof(c.name));
 #ifdef XP_HAVE_READLINE
-	c.interactive = !cli->check && !cli->no_readline && isatty(0) && isatty(1) &&
-			xp_cli_interactive_available();
+	c.interactive = !cli->check && !cli->no_readline && !cli->one_way && isatty(0) &&
+			isatty(1) && xp_cli_interactive_available();
 #endif
 	if (cli->tls) {
 		c.tls = xp_cli_tls_ctx(cli, 0, &st);

@@ -54,12 +54,14 @@ static xp_protocol *start_stdio(struct srv *s, struct xp_conn *c, xp_loop *loop)
 	xp_relay *rl;
 
 	xp_run_relay_opts(c, &ro);
+	xp_cli_one_way(s->cli, &ro, 0);
+	xp_cli_stdio_session(&ro, 1, s->keep_open);
 	rl = xp_relay_new(loop, &ro);
 	if (!rl)
 		return NULL;
 	c->relay = rl;
 	xp_protocol *p = xp_relay_stream_protocol(rl, 0);
-	xp_cli_stdio_attach(loop, rl, 1, 0);
+	xp_cli_stdio_attach(loop, rl, 1, 0, !s->keep_open);
 	return p;
 }
 
@@ -70,6 +72,7 @@ static xp_protocol *start_exec(struct srv *s, struct xp_conn *c, xp_loop *loop)
 	memset(&eo, 0, sizeof(eo));
 	eo.command = s->cli->exec_cmd;
 	xp_run_relay_opts(c, &eo.relay);
+	xp_cli_one_way(s->cli, &eo.relay, 0);
 	eo.relay.child_signal = SIGTERM;
 	eo.relay.kill_after = 0;
 	eo.stderr_mode = XP_EXEC_STDERR_INHERIT;
@@ -93,6 +96,7 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	}
 	fo.connect.timeout = s->cli->connect_timeout > 0 ? s->cli->connect_timeout : 0;
 	xp_run_relay_opts(c, &fo.relay);
+	xp_cli_one_way(s->cli, &fo.relay, 0);
 	return xp_forward_new(loop, &fo);
 }
 

@@ -315,6 +315,7 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 		"connect_timeout=%g\n",
 		c->half_close, c->eof_timeout, c->idle_timeout, c->connect_timeout);
 	fprintf(f, "hexdump=%d stats=%d progress=%d\n", c->hexdump, (int)c->stats, c->progress);
+	fprintf(f, "one_way=%d\n", c->one_way);
 	print_tls(f, c);
 	fprintf(f,
 		"keep_open=%d resolved_keep_open=%d once=%d "

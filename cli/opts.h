@@ -88,6 +88,9 @@ enum xp_cli_sub_mode {
 
 enum xp_cli_stderr { XP_STDERR_MERGE = 0, XP_STDERR_SEPARATE, XP_STDERR_INHERIT };
 
+/* --send-only / --recv-only */
+enum { XP_CLI_SEND_ONLY = 1, XP_CLI_RECV_ONLY = 2 };
+
 /* keep_open before resolution: -k not given, so the protocol decides. */
 #define XP_KEEP_OPEN_DEFAULT (-1)
 
@@ -109,6 +112,7 @@ struct xp_cli {
 	size_t low_water;	/* default 16K */
 	size_t read_size;	/* default 64K, never 0 */
 	int half_close;		/* default 1 */
+	int one_way;		/* 0, XP_CLI_SEND_ONLY or XP_CLI_RECV_ONLY */
 	double eof_timeout;	/* <0: wait for ever */
 	double idle_timeout;	/* <0: none */
 	double connect_timeout; /* default 30; <0: none */

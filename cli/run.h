@@ -151,13 +151,24 @@ void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st);
 int xp_run_end_status(const xp_conn_stats *st);
 
 /* ---- stdio.c ---- */
-/* Attaches stdin/stdout (dup'd) as pipe transports to end `end` of r. */
-int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf);
+/* Attaches stdin/stdout (dup'd) as pipe transports to end `end` of r.
+ * last: no later session writes stdout (not a -k stdio server), so fd 1
+ * itself is pointed at /dev/null once this writer is done: a reader of our
+ * stdout sees EOF at the peer's EOF, not at our exit. */
+int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf, int last);
 /* Puts fds 0 and 1 back to how they were (O_NONBLOCK). */
 void xp_cli_stdio_save(void);
 void xp_cli_stdio_restore(void);
 /* Pipe transports on an inherited descriptor. */
 int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf);
+
+/* ---- session.c ---- */
+/* --send-only / --recv-only: send-only relays only towards end `to` (the
+ * peer; for pipe, the second endpoint), recv-only only from it. */
+void xp_cli_one_way(const struct xp_cli *c, xp_relay_opts *ro, int to);
+/* stdio is end stdio_end: the other end's EOF ends the session when stdin
+ * is a terminal, or always when stdin is shared with later sessions (-k). */
+void xp_cli_stdio_session(xp_relay_opts *ro, int stdio_end, int shared);
 
 /* ---- gate.c ---- */
 /* A protocol for accepted connections: checks --allow/--deny and

@@ -9,13 +9,21 @@
  * original (and with the shell that started us): the flags of 0 and 1
  * are saved first and put back at exit.
  *
+ * When the session is the only one that will ever write our stdout, the
+ * end of its writer also points fd 1 itself at /dev/null: closing the dup
+ * alone would leave the pipe open through fd 1 until exit, and `xport ...
+ * | sha256sum` would wait for that.  /dev/null, not a close, so that no
+ * later open() is handed descriptor 1.
+ *
  * --crlf: the input goes through a small filter (LF -> CRLF) into a pipe
  * the relay reads, so the relay itself needs no knowledge of it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "run.h"
@@ -36,16 +44,103 @@ void xp_cli_stdio_restore(void)
 			fcntl(i, F_SETFL, saved_flags[i]);
 }
 
+/* ---- fd 1 released at the end of the writer ---------------------------- */
+
+static int devnull_fd = -1;
+
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+static void stdout_release(void)
+{
+	if (devnull_fd < 0)
+		return;
+	/* Its flags go back now, as fd 1 will not reach it at exit; unless
+	 * stdin may share the description (a terminal, a socket): its reader
+	 * may still run, and the exit restore through fd 0 covers it. */
+	if (saved_flags[1] >= 0 && !same_file(0, 1))
+		fcntl(1, F_SETFL, saved_flags[1]);
+	saved_flags[1] = -1;
+	while (dup2(devnull_fd, 1) < 0 && errno == EINTR)
+		;
+	close(devnull_fd);
+	devnull_fd = -1;
+}
+
+/* The relay's writer protocol, passed through, with stdout_release()
+ * once it is lost. */
+struct outwrap {
+	xp_protocol p;
+	xp_protocol *inner;
+};
+
+static xp_protocol *ow_inner(xp_protocol *p)
+{
+	return XP_CONTAINER_OF(p, struct outwrap, p)->inner;
+}
+
+static void ow_made(xp_protocol *p, xp_transport *t)
+{
+	xp_protocol *in = ow_inner(p);
+
+	in->ops->connection_made(in, t);
+}
+
+static void ow_lost(xp_protocol *p, int err)
+{
+	xp_protocol *in = ow_inner(p);
+
+	free(XP_CONTAINER_OF(p, struct outwrap, p));
+	stdout_release();
+	in->ops->connection_lost(in, err);
+}
+
+static void ow_pause(xp_protocol *p)
+{
+	xp_protocol *in = ow_inner(p);
+
+	in->ops->pause_writing(in);
+}
+
+static void ow_resume(xp_protocol *p)
+{
+	xp_protocol *in = ow_inner(p);
+
+	in->ops->resume_writing(in);
+}
+
+static const xp_protocol_ops ow_ops = {
+    .connection_made = ow_made,
+    .connection_lost = ow_lost,
+    .pause_writing = ow_pause,
+    .resume_writing = ow_resume,
+};
+
 struct pfact {
 	xp_relay *r;
 	int end, writer;
+	bool release; /* writer: stdout_release() when it is lost */
 };
 
 static xp_protocol *pipe_factory(void *arg)
 {
 	struct pfact *f = arg;
+	xp_protocol *p = xp_relay_pipe_protocol(f->r, f->end, f->writer);
+	struct outwrap *w;
 
-	return xp_relay_pipe_protocol(f->r, f->end, f->writer);
+	if (!p || !f->release)
+		return p;
+	w = malloc(sizeof(*w));
+	if (!w)
+		return p; /* fd 1 then stays the pipe until exit: late, not lost */
+	w->p.ops = &ow_ops;
+	w->inner = p;
+	return &w->p;
 }
 
 struct pwatch {
@@ -67,7 +162,7 @@ static void pipe_done(xp_future *fut, void *arg)
 	free(w);
 }
 
-static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd)
+static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, bool release)
 {
 	struct pwatch *w = calloc(1, sizeof(*w));
 	xp_future *fut;
@@ -76,7 +171,7 @@ static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
-	w->f = (struct pfact){r, end, writer};
+	w->f = (struct pfact){r, end, writer, release};
 	w->what = writer ? "standard output" : "standard input";
 	fut = writer ? xp_connect_write_pipe(loop, pipe_factory, &w->f, fd)
 		     : xp_connect_read_pipe(loop, pipe_factory, &w->f, fd);
@@ -251,7 +346,7 @@ static int crlf_filter(xp_loop *loop, int rfd)
 	return p[0];
 }
 
-int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)
+static int attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf, bool release)
 {
 	int err;
 
@@ -263,15 +358,20 @@ int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int 
 			return rfd;
 		}
 	}
-	err = start_pipe(loop, r, end, 0, rfd);
+	err = start_pipe(loop, r, end, 0, rfd, false);
 	if (err < 0) {
 		close(wfd);
 		return err;
 	}
-	return start_pipe(loop, r, end, 1, wfd);
+	return start_pipe(loop, r, end, 1, wfd, release);
 }
 
-int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf)
+int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)
+{
+	return attach(loop, r, end, rfd, wfd, crlf, false);
+}
+
+int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf, int last)
 {
 	int in, out;
 
@@ -289,5 +389,7 @@ int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf)
 		xp_relay_fail_end(r, end, err);
 		return err;
 	}
-	return xp_cli_fd_attach(loop, r, end, in, out, crlf);
+	if (last && devnull_fd < 0)
+		devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	return attach(loop, r, end, in, out, crlf, last && devnull_fd >= 0);
 }

@@ -570,7 +570,26 @@ typedef struct xp_relay_opts {
 	 * kill_after seconds (0 = never). 0 = SIGTERM. */
 	int child_signal;
 	double kill_after;
+	/* One way only (XP_RELAY_0_TO_1 / XP_RELAY_1_TO_0; 0 = both ways):
+	 * only bytes read from that end are relayed, and the relay ends
+	 * gracefully once that direction has ended (its EOF passed on and
+	 * flushed).  What the other end sends is read and dropped, so a peer
+	 * or a child never stalls writing to us and its reset is still
+	 * noticed; a pipe end (stdin) is never read instead, leaving its
+	 * bytes to whoever reads it next.  EOF from the other end is not
+	 * passed on.  A subprocess end is treated as a command run with
+	 * `> /dev/null` (its output drained to its EOF before the relay
+	 * ends) or `< /dev/null` (its stdin closed at once). */
+	int one_way;
+	/* Bit i set (1 << i): EOF read from end i ends the relay gracefully,
+	 * as no_half_close does for every EOF: what was read is still written
+	 * out both ways, then both ends close.  For an end whose partner never
+	 * sends EOF by itself (a terminal), or that must be freed at once (a
+	 * server's shared stdin). */
+	unsigned eof_ends;
 } xp_relay_opts;
+
+enum { XP_RELAY_BOTH_WAYS = 0, XP_RELAY_0_TO_1 = 1, XP_RELAY_1_TO_0 = 2 };
 
 xp_relay *xp_relay_new(xp_loop *loop, const xp_relay_opts *opts);
 xp_protocol *xp_relay_stream_protocol(xp_relay *r, int end);

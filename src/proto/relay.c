@@ -14,7 +14,10 @@
  *
  * Ending: EOF from end i is passed on as a write_eof to end 1-i (half
  * close) and the direction is done; when both are, both ends are flushed
- * and closed (finish).  With no_half_close the first EOF finishes.  An end
+ * and closed (finish).  With no_half_close the first EOF finishes, and
+ * eof_ends makes that so for one end's EOF.  one_way relays one direction
+ * only: the other is read and dropped (or, from a pipe end, not read at
+ * all) and never needs to end; the used one ending finishes.  An end
  * lost with an error aborts the other (a TCP reset, so that its peer does
  * not take the cut for a clean end; SIGTERM for a child).  The relay
  * reports once both ends are gone, then frees itself.
@@ -160,6 +163,23 @@ static void set_reason(xp_relay *r, const char *reason, int err)
 	r->reason_err = err;
 }
 
+/* Direction i (end i to end 1-i) carries bytes. */
+static bool dir_used(const xp_relay *r, int i)
+{
+	return r->o.one_way == XP_RELAY_BOTH_WAYS ||
+	       r->o.one_way == (i == 0 ? XP_RELAY_0_TO_1 : XP_RELAY_1_TO_0);
+}
+
+/* Every direction that carries bytes has ended, and a child's dropped
+ * output too: cutting it off could kill the child with SIGPIPE. */
+static bool all_dirs_done(const xp_relay *r)
+{
+	for (int i = 0; i < 2; i++)
+		if ((dir_used(r, i) || r->end[i].kind == K_SUBPROC) && !r->dir_done[i])
+			return false;
+	return true;
+}
+
 /* ---- flow control ------------------------------------------------------ */
 
 static void end_set_reading(struct rend *e, bool on)
@@ -178,10 +198,14 @@ static void end_set_reading(struct rend *e, bool on)
 static void sync_reading(xp_relay *r)
 {
 	for (int i = 0; i < 2; i++) {
-		struct rend *o = &r->end[1 - i];
-		bool on = r->state == R_RUN && !r->dir_done[i] && o->writer_up && !o->writer_gone &&
-			  !o->wpaused;
-		end_set_reading(&r->end[i], on);
+		struct rend *e = &r->end[i], *o = &r->end[1 - i];
+		bool on = r->state == R_RUN && !r->dir_done[i];
+
+		if (dir_used(r, i))
+			on = on && o->writer_up && !o->writer_gone && !o->wpaused;
+		else
+			on = on && e->kind != K_PIPE; /* dropped; stdin left alone */
+		end_set_reading(e, on);
 	}
 }
 
@@ -214,7 +238,18 @@ static void relay_data(struct rend *from, const void *data, size_t len)
 	struct rend *to = other(from);
 	int rc;
 
-	if (r->state != R_RUN || to->writer_gone || to->eof_sent || !len)
+	if (r->state != R_RUN || !len)
+		return;
+	if (!dir_used(r, from->idx)) {
+		/* Dropped.  Read from the peer still counts as received; read
+		 * from our side, it was never sent. */
+		if (from->idx == r->o.stats_end)
+			account(r, from->idx, data, len);
+		else
+			xp__idle_touch(&r->idle);
+		return;
+	}
+	if (to->writer_gone || to->eof_sent)
 		return;
 	account(r, from->idx, data, len);
 	if (!to->writer_up) /* reading should have been paused: keep it anyway */
@@ -276,12 +311,12 @@ static void dir_end(xp_relay *r, int i)
 	r->dir_done[i] = true;
 	if (r->state != R_RUN)
 		return;
-	if (r->dir_done[1 - i]) {
+	if (all_dirs_done(r)) {
 		finish(r);
 		return;
 	}
 	sync_reading(r);
-	if (r->o.eof_timeout > 0 && !r->eof_timer)
+	if (dir_used(r, i) && r->o.eof_timeout > 0 && !r->eof_timer)
 		r->eof_timer = xp__timer_start(r->loop, r->o.eof_timeout, eof_timeout_cb, r);
 }
 
@@ -312,11 +347,12 @@ static void on_read_eof(struct rend *e)
 	e->read_eof = true;
 	if (r->state != R_RUN)
 		return;
-	if (r->o.no_half_close) {
+	if (r->o.no_half_close || (r->o.eof_ends & (1u << e->idx))) {
 		finish(r);
 		return;
 	}
-	send_eof(other(e));
+	if (dir_used(r, e->idx))
+		send_eof(other(e));
 	dir_end(r, e->idx);
 }
 
@@ -514,8 +550,12 @@ static void writer_up(struct rend *e)
 		return;
 	}
 	flush_stash(e);
-	if (other(e)->read_eof && !e->r->o.no_half_close)
+	if (!dir_used(e->r, 1 - e->idx)) {
+		if (e->kind == K_SUBPROC)
+			send_eof(e); /* never fed: its stdin is as /dev/null */
+	} else if (other(e)->read_eof && !e->r->o.no_half_close) {
 		send_eof(e);
+	}
 }
 
 static void spliced(void *arg, size_t n)
@@ -539,11 +579,13 @@ static void maybe_splice(xp_relay *r)
 	    xp_transport_get_write_buffer_size(b->part[0].t) || xp__wbuf_size(&a->stash) ||
 	    xp__wbuf_size(&b->stash))
 		return; /* spliced bytes must not overtake queued ones */
-	if (xp__stream_splice(a->part[0].t, b->part[0].t, spliced, a) < 0)
+	/* A dropped direction is never spliced: its bytes must not arrive. */
+	if (dir_used(r, 0) && xp__stream_splice(a->part[0].t, b->part[0].t, spliced, a) < 0)
 		return;
-	if (xp__stream_splice(b->part[0].t, a->part[0].t, spliced, b) < 0) {
-		/* one direction spliced, the other copied: both still correct */
-	}
+	if (dir_used(r, 1) && xp__stream_splice(b->part[0].t, a->part[0].t, spliced, b) < 0 &&
+	    !dir_used(r, 0))
+		return;
+	/* Or one direction spliced, the other copied: both still correct. */
 	r->spliced = true;
 }
 
@@ -814,7 +856,8 @@ xp_relay *xp_relay_new(xp_loop *loop, const xp_relay_opts *opts)
 {
 	xp_relay *r;
 
-	if (!loop || (opts && (opts->stats_end < 0 || opts->stats_end > 1))) {
+	if (!loop || (opts && (opts->stats_end < 0 || opts->stats_end > 1 || opts->one_way < 0 ||
+			       opts->one_way > XP_RELAY_1_TO_0 || opts->eof_ends > 3))) {
 		errno = EINVAL;
 		return NULL;
 	}

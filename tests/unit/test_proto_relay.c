@@ -490,3 +490,228 @@ TEST(proto_relay_subprocess_kill_after)
 	CHECK(f.h.done.seconds < 3);
 	rfix_free(&f);
 }
+
+/* ---- one way, and EOF that ends the relay -------------------------------- */
+
+static int cond_wbuf_empty(void *arg)
+{
+	return xp_transport_get_write_buffer_size(arg) == 0;
+}
+
+/* 0 -> 1 only: B's bytes are read (B never stalls) but never reach A; A's
+ * EOF alone ends the relay, B never having sent EOF. */
+TEST(proto_relay_one_way_drops_other_direction)
+{
+	struct rfix f = {0};
+	size_t n = 4u << 20;
+	unsigned char *b = pu_payload(n, 41);
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_0_TO_1;
+	rfix_start(&f);
+	f.pa->eof_ret = f.pb->eof_ret = 0;
+	/* More than the socket buffers hold: it drains only if it is read. */
+	CHECK_EQ(xp_transport_write(f.cb, b, n), 0);
+	CHECK(rec_run_until(f.loop, cond_wbuf_empty, f.cb, 10));
+	CHECK_EQ(xp_transport_write(f.ca, "to b", 4), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 5));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pb, 3));
+	CHECK_EQ(f.pb->inlen, 4);
+	CHECK_MEM(f.pb->in, "to b", 4);
+	CHECK_EQ(f.pb->neof, 1);
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pa, 3));
+	CHECK_EQ(f.pa->inlen, 0);
+	/* A is the peer for stats: B's dropped bytes were never sent to it. */
+	CHECK_EQ(f.h.done.received, 4);
+	CHECK_EQ(f.h.done.sent, 0);
+	free(b);
+	rfix_free(&f);
+}
+
+/* The dropped direction's EOF is not passed on and does not end it. */
+TEST(proto_relay_one_way_other_eof_ignored)
+{
+	struct rfix f = {0};
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_1_TO_0;
+	rfix_start(&f);
+	f.pa->eof_ret = f.pb->eof_ret = 0;
+	CHECK_EQ(xp_transport_write(f.ca, "dropped", 7), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	pu_spin(f.loop, 0.2);
+	CHECK_EQ(f.h.ndone, 0);
+	CHECK_EQ(f.pb->neof, 0);
+	CHECK_EQ(f.pb->inlen, 0);
+	CHECK_EQ(xp_transport_write(f.cb, "to a", 4), 0);
+	CHECK_EQ(xp_transport_write_eof(f.cb), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 5));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK_EQ(f.pa->inlen, 4);
+	CHECK_EQ(f.h.done.received, 7);
+	CHECK_EQ(f.h.done.sent, 4);
+	rfix_free(&f);
+}
+
+/* From a pipe end (stdin) the dropped direction is not read at all: its
+ * bytes stay in the pipe for the next reader. */
+TEST(proto_relay_one_way_leaves_pipe_unread)
+{
+	struct rfix f = {0};
+	int in[2], out[2], keep;
+	struct rec *rd = rec_new(&rec_stream_ops, NULL);
+	char buf[16];
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_1_TO_0;
+	f.r = xp_relay_new(f.loop, &f.o);
+	REQUIRE(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
+	keep = dup(in[0]);
+	REQUIRE(keep >= 0);
+	REQUIRE(pu_pipe(f.loop, in[0], xp_relay_pipe_protocol(f.r, 0, 0), 0));
+	REQUIRE(pu_pipe(f.loop, out[1], xp_relay_pipe_protocol(f.r, 0, 1), 1));
+	REQUIRE(pu_pipe(f.loop, out[0], &rd->base, 0));
+	rfix_end(&f, 1);
+	CHECK_EQ(xpt_write_all(in[1], "stay", 4), 4);
+	CHECK_EQ(xp_transport_write(f.cb, "from b", 6), 0);
+	CHECK_EQ(xp_transport_write_eof(f.cb), 0);
+	/* Ends at B's EOF although stdin is still open. */
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 5));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, rec_cond_lost, rd, 3));
+	CHECK_EQ(rd->inlen, 6);
+	CHECK_MEM(rd->in, "from b", 6);
+	CHECK_EQ(f.pb->inlen, 0);
+	xpt_set_nonblock(keep);
+	CHECK_EQ(read(keep, buf, sizeof(buf)), 4);
+	CHECK_MEM(buf, "stay", 4);
+	close(keep);
+	close(in[1]);
+	rec_free(rd);
+	rfix_free(&f);
+}
+
+/* eof_ends bit 0: A's EOF closes both ends once A's bytes are across,
+ * without waiting for B's EOF; bit 1 alone leaves A's EOF a half-close. */
+TEST(proto_relay_eof_ends)
+{
+	struct rfix f = {0};
+
+	rfix_opts(&f);
+	f.o.eof_ends = 1u << 1;
+	rfix_start(&f);
+	CHECK_EQ(xp_transport_write(f.ca, "half", 4), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_eof, f.pb, 3));
+	pu_spin(f.loop, 0.1);
+	CHECK_EQ(f.h.ndone, 0);
+	CHECK_EQ(f.pa->nlost, 0);
+	rfix_free(&f);
+
+	memset(&f, 0, sizeof(f));
+	rfix_opts(&f);
+	f.o.eof_ends = 1u << 0;
+	rfix_start(&f);
+	f.pa->eof_ret = f.pb->eof_ret = 0;
+	CHECK_EQ(xp_transport_write(f.cb, "reply", 5), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_end, &f.h, 0.2) == 0);
+	CHECK_EQ(xp_transport_write(f.ca, "data", 4), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 5));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pb, 3));
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pa, 3));
+	CHECK_EQ(f.pb->inlen, 4);
+	CHECK_EQ(f.pb->neof, 1);
+	CHECK_EQ(f.pa->inlen, 5);
+	CHECK_EQ(f.pa->neof, 1);
+	rfix_free(&f);
+}
+
+TEST(proto_relay_bad_one_way_opts)
+{
+	xp_loop *loop = xp_loop_new();
+	xp_relay_opts o = {0};
+
+	o.one_way = 3;
+	errno = 0;
+	CHECK(xp_relay_new(loop, &o) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	o.one_way = 0;
+	o.eof_ends = 4;
+	CHECK(xp_relay_new(loop, &o) == NULL);
+	pu_loop_free(loop);
+}
+
+/* Start `sh -c script` as end 1 of f's relay; the subprocess transport,
+ * retained (for its return code). */
+static xp_transport *start_sh(struct rfix *f, const char *script)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+	xp_future *fut = xp_subprocess_exec(f->loop, sub_factory, f->r, "/bin/sh", argv, NULL);
+	xp_transport *t = NULL;
+
+	REQUIRE(fut);
+	if (xp_loop_run_until_complete(f->loop, fut) == 0)
+		t = xp_transport_retain(xp_future_result(fut));
+	xp_future_release(fut);
+	REQUIRE(t);
+	return t;
+}
+
+static int cond_exited(void *arg)
+{
+	int code;
+
+	return xp_transport_get_returncode(arg, &code) == 0;
+}
+
+/* Towards a child only: its output is drained and dropped up to its EOF,
+ * never cut off (a SIGPIPE would kill it). */
+TEST(proto_relay_one_way_drains_child_output)
+{
+	struct rfix f = {0};
+	xp_transport *sp;
+	int code = -1;
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_0_TO_1;
+	f.r = xp_relay_new(f.loop, &f.o);
+	rfix_end(&f, 0);
+	f.pa->eof_ret = 0;
+	sp = start_sh(&f, "read x; head -c 1000000 /dev/zero; echo got-$x");
+	CHECK_EQ(xp_transport_write(f.ca, "hi\n", 3), 0);
+	CHECK_EQ(xp_transport_write_eof(f.ca), 0);
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 10));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, cond_exited, sp, 5));
+	CHECK_EQ(xp_transport_get_returncode(sp, &code), 0);
+	CHECK_EQ(code, 0);
+	CHECK_EQ(f.pa->inlen, 0);
+	xp_transport_release(sp);
+	rfix_free(&f);
+}
+
+/* From a child only: its stdin is closed at once, as with < /dev/null. */
+TEST(proto_relay_one_way_child_stdin_closed)
+{
+	struct rfix f = {0};
+	xp_transport *sp;
+
+	rfix_opts(&f);
+	f.o.one_way = XP_RELAY_1_TO_0;
+	f.r = xp_relay_new(f.loop, &f.o);
+	rfix_end(&f, 0);
+	f.pa->eof_ret = 0;
+	CHECK_EQ(xp_transport_write(f.ca, "never\n", 6), 0);
+	sp = start_sh(&f, "n=$(cat | wc -c); echo stdin-had-$n");
+	CHECK(rec_run_until(f.loop, pu_cond_done, &f.h, 10));
+	CHECK_STR(f.h.done_end, "eof");
+	CHECK(rec_run_until(f.loop, rec_cond_lost, f.pa, 3));
+	CHECK_EQ(f.pa->inlen, 12);
+	CHECK_MEM(f.pa->in, "stdin-had-0\n", 12);
+	xp_transport_release(sp);
+	rfix_free(&f);
+}
