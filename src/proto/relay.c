@@ -604,6 +604,21 @@ static void part_made_tail(struct rend *e)
 	}
 }
 
+/*
+ * A write pipe ended without our closing it: its reader went away (the
+ * consumer of our stdout exited).  Whatever the other end sends from now
+ * on could only be dropped, so the session fails at once with a broken
+ * pipe, as nc's next write would (status 1), instead of running on deaf.
+ * A child's stdin is not a pipe end (K_SUBPROC): a child may close it.
+ */
+static bool reader_vanished(const struct rend *e)
+{
+	const xp_relay *r = e->r;
+	int feeding = 1 - e->idx;
+
+	return r->state == R_RUN && !e->eof_sent && dir_used(r, feeding) && !r->dir_done[feeding];
+}
+
 static void part_lost(struct rpart *pt, int err)
 {
 	struct rend *e = pt->e;
@@ -622,6 +637,8 @@ static void part_lost(struct rpart *pt, int err)
 			on_read_eof(e);
 	} else {
 		e->wt = NULL;
+		if (!err && reader_vanished(e))
+			err = -EPIPE;
 		if (err)
 			fail(e->r, err);
 		else
