@@ -67,7 +67,10 @@ const char *xp_version(void);
 #define XP_EPIN (-10008)       /* TLS certificate did not match the pin */
 const char *xp_strerror(int err);
 
-/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name". */
+/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name".
+ * Reads no byte past len: -EINVAL if len is too short for the family's
+ * address; a sun_path is taken up to its NUL or len.  -ENOSPC if buf is too
+ * small, -EAFNOSUPPORT for other families. */
 int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
 /* An address with its length, as get_extra_info("peername") returns it. */

@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char order[256];
@@ -649,4 +651,47 @@ TEST(loop_debug_mode_reports_unclosed_transports_at_close)
 	close(p[0]);
 	rec_free(r);
 	xp_loop_free(loop);
+}
+
+/* Each address is copied into a heap block of exactly len bytes, so ASan
+ * and valgrind catch any read past len. */
+static int format_exact(const void *sa, socklen_t len, char *buf, size_t size)
+{
+	void *copy = malloc(len ? len : 1);
+	memcpy(copy, sa, len);
+	int r = xp_sockaddr_format(copy, len, buf, size);
+	free(copy);
+	return r;
+}
+
+TEST(loop_sockaddr_format_short_lengths_stay_within_len)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80)};
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	char buf[200];
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (socklen_t len = 0; len < sizeof(in); len++)
+		CHECK_EQ(format_exact(&in, len, buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ(format_exact(&in, sizeof(in), buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "127.0.0.1:80");
+	for (socklen_t len = 0; len < sizeof(in6); len++)
+		CHECK_EQ(format_exact(&in6, len, buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ(format_exact(&in6, sizeof(in6), buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "[::]:443");
+	/* sun_path without a NUL within len: only len bytes are shown. */
+	memset(un.sun_path, 'p', sizeof(un.sun_path));
+	socklen_t base = offsetof(struct sockaddr_un, sun_path);
+	CHECK_EQ(format_exact(&un, base, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:");
+	CHECK_EQ(format_exact(&un, base + 3, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:ppp");
+	CHECK_EQ(format_exact(&un, sizeof(un), buf, sizeof(buf)), 0);
+	CHECK_EQ(strlen(buf), strlen("unix:") + sizeof(un.sun_path));
+	un.sun_path[0] = '\0';
+	CHECK_EQ(format_exact(&un, base + 1, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:@");
+	CHECK_EQ(format_exact(&un, base + 4, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:@ppp");
+	CHECK_EQ(format_exact(&un, 1, buf, sizeof(buf)), -EINVAL);
 }
