@@ -168,13 +168,17 @@ static bool check_open(xp_loop *loop, const char *what)
 	return xp__loop_thread_ok(loop, what);
 }
 
+static void ts_drain(xp_loop *loop);
+
 xp_handle *xp_call_soon(xp_loop *loop, xp_callback cb, void *arg)
 {
 	if (!check_open(loop, "call_soon"))
 		return NULL;
 	xp_handle *h = handle_new(loop, cb, arg);
-	if (h)
+	if (h) {
+		ts_drain(loop); /* thread-safe calls made before this one go first */
 		ready_push(loop, h);
+	}
 	return h;
 }
 
@@ -224,33 +228,50 @@ void xp_handle_cancel(xp_handle *h)
 
 /* ---- thread-safe calls ---------------------------------------------- */
 
-struct ts_call {
-	xp_callback cb;
-	void *arg;
-	struct ts_call *next;
-};
+/* Other threads queue complete handles on ts_head under ts_lock; the loop
+ * thread splices them onto the ready queue when the eventfd wakes it, and
+ * before any call_soon, so that the two kinds of call keep one FIFO order
+ * as in asyncio.  The unlocked look at ts_head keeps call_soon cheap. */
+static void ts_drain(xp_loop *loop)
+{
+	if (!__atomic_load_n(&loop->ts_head, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&loop->ts_lock);
+	xp_handle *h = loop->ts_head;
+	size_t n = loop->nts;
+	if (h) {
+		if (loop->ready_tail)
+			loop->ready_tail->next = h;
+		else
+			loop->ready_head = h;
+		loop->ready_tail = loop->ts_tail;
+		loop->nready += n;
+	}
+	__atomic_store_n(&loop->ts_head, NULL, __ATOMIC_RELAXED);
+	loop->ts_tail = NULL;
+	loop->nts = 0;
+	pthread_mutex_unlock(&loop->ts_lock);
+}
 
 int xp_call_soon_threadsafe(xp_loop *loop, xp_callback cb, void *arg)
 {
 	if (loop->running && pthread_equal(pthread_self(), loop->thread))
 		return xp_call_soon(loop, cb, arg) ? 0 : -errno;
-	struct ts_call *c = malloc(sizeof(*c));
-	if (!c)
+	xp_handle *h = handle_new(loop, cb, arg);
+	if (!h)
 		return -ENOMEM;
-	c->cb = cb;
-	c->arg = arg;
-	c->next = NULL;
 	pthread_mutex_lock(&loop->ts_lock);
 	if (loop->closed) {
 		pthread_mutex_unlock(&loop->ts_lock);
-		free(c);
+		free(h);
 		return XP_ECLOSED;
 	}
 	if (loop->ts_tail)
-		loop->ts_tail->next = c;
+		loop->ts_tail->next = h;
 	else
-		loop->ts_head = c;
-	loop->ts_tail = c;
+		__atomic_store_n(&loop->ts_head, h, __ATOMIC_RELEASE);
+	loop->ts_tail = h;
+	loop->nts++;
 	pthread_mutex_unlock(&loop->ts_lock);
 	uint64_t one = 1;
 	ssize_t n = write(loop->wakefd, &one, sizeof(one));
@@ -263,18 +284,7 @@ static void wake_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 	uint64_t v;
 	ssize_t n = read(w->fd, &v, sizeof(v));
 	(void)n;
-	pthread_mutex_lock(&loop->ts_lock);
-	struct ts_call *c = loop->ts_head;
-	loop->ts_head = loop->ts_tail = NULL;
-	pthread_mutex_unlock(&loop->ts_lock);
-	while (c) {
-		struct ts_call *next = c->next;
-		xp_handle *h = handle_new(loop, c->cb, c->arg);
-		if (h)
-			ready_push(loop, h);
-		free(c);
-		c = next;
-	}
+	ts_drain(loop);
 }
 
 /* ---- io watchers ---------------------------------------------------- */
@@ -651,15 +661,7 @@ int xp_loop_close(xp_loop *loop)
 	pthread_mutex_unlock(&loop->ts_lock);
 	xp__executor_shutdown(loop);
 	xp__signal_shutdown(loop);
-	pthread_mutex_lock(&loop->ts_lock);
-	struct ts_call *c = loop->ts_head;
-	loop->ts_head = loop->ts_tail = NULL;
-	pthread_mutex_unlock(&loop->ts_lock);
-	while (c) {
-		struct ts_call *next = c->next;
-		free(c);
-		c = next;
-	}
+	ts_drain(loop); /* dropped below with the rest of the ready queue */
 	xp_handle *h;
 	while ((h = ready_pop(loop)))
 		xp_handle_release(h);

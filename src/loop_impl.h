@@ -27,7 +27,6 @@ struct xp_handle {
 	struct xp_handle *next; /* ready queue */
 };
 
-struct ts_call;
 struct fd_watch;
 struct xp_executor;
 struct xp_signals;
@@ -51,7 +50,8 @@ struct xp_loop {
 
 	/* call_soon_threadsafe */
 	pthread_mutex_t ts_lock;
-	struct ts_call *ts_head, *ts_tail;
+	xp_handle *ts_head, *ts_tail; /* linked through next */
+	size_t nts;
 	int wakefd;
 	struct xp_io wake;
 

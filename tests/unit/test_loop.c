@@ -280,6 +280,64 @@ TEST(loop_sem_87_call_soon_threadsafe_same_thread_keeps_fifo)
 	xp_loop_free(loop);
 }
 
+/* asyncio appends both kinds of call to one ready deque: FIFO across them,
+ * whether the thread-safe call comes from a thread or from the loop's own
+ * thread before the loop runs. */
+TEST(loop_call_soon_threadsafe_before_call_soon_keeps_fifo)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "A"), 0);
+	xp_call_soon(loop, note, "B");
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "C"), 0);
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "ABC");
+	xp_loop_free(loop);
+}
+
+static void *post_a(void *arg)
+{
+	xp_call_soon_threadsafe(arg, note, "A");
+	return NULL;
+}
+
+static int post_from_thread_then_call_soon(void *arg)
+{
+	pthread_t th;
+	pthread_create(&th, NULL, post_a, arg);
+	pthread_join(th, NULL); /* A is queued before B is */
+	xp_call_soon(arg, note, "B");
+	xp_call_soon(arg, stop_loop, arg);
+	return 0;
+}
+
+TEST(loop_call_soon_threadsafe_from_thread_then_call_soon_keeps_fifo)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	xp_call_soon(loop, post_from_thread_then_call_soon, loop);
+	xp_handle *guard = xp_call_later(loop, 5, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "AB");
+	xp_handle_cancel(guard);
+	xp_loop_free(loop);
+}
+
+/* Calls queued from a thread and never run are freed with the loop. */
+TEST(loop_call_soon_threadsafe_pending_at_close_is_freed)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	pthread_t th;
+	pthread_create(&th, NULL, post_a, loop);
+	pthread_join(th, NULL);
+	CHECK_EQ(xp_loop_close(loop), 0);
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "X"), XP_ECLOSED);
+	CHECK_STR(order, "");
+	xp_loop_free(loop);
+}
+
 struct rw {
 	xp_loop *loop;
 	int fd;
