@@ -28,6 +28,12 @@ struct xp_handle {
 };
 
 struct fd_watch;
+
+/* A FIFO of handles linked through next. */
+struct xp_hqueue {
+	xp_handle *head, *tail;
+	size_t n;
+};
 struct xp_executor;
 struct xp_signals;
 
@@ -37,8 +43,11 @@ struct xp_loop {
 	pthread_t thread;
 	double slow_callback;
 
-	xp_handle *ready_head, *ready_tail;
-	size_t nready;
+	struct xp_hqueue ready;
+	/* What I/O callbacks schedule while the poll runs them: the next
+	 * iteration's, as in asyncio where I/O callbacks are handles too. */
+	struct xp_hqueue io_later;
+	bool in_poll;
 	xp_handle **heap;
 	size_t nheap, heapcap;
 	uint64_t timer_seq;
@@ -50,8 +59,7 @@ struct xp_loop {
 
 	/* call_soon_threadsafe */
 	pthread_mutex_t ts_lock;
-	xp_handle *ts_head, *ts_tail; /* linked through next */
-	size_t nts;
+	struct xp_hqueue ts; /* head read unlocked, atomically */
 	int wakefd;
 	struct xp_io wake;
 

@@ -753,3 +753,100 @@ TEST(loop_sockaddr_format_short_lengths_stay_within_len)
 	CHECK_STR(buf, "unix:@ppp");
 	CHECK_EQ(format_exact(&un, 1, buf, sizeof(buf)), -EINVAL);
 }
+
+struct order_io {
+	xp_loop *loop;
+	int fd;
+};
+
+static int reader_schedules_c(void *arg)
+{
+	struct order_io *o = arg;
+	char c;
+	strcat(order, "R");
+	CHECK_EQ(read(o->fd, &c, 1), 1);
+	xp_remove_reader(o->loop, o->fd);
+	xp_call_soon(o->loop, note, "C");
+	return 0;
+}
+
+/* I/O callbacks run from the poll, ahead of the callbacks already ready
+ * (as in uvloop); what they schedule belongs to the next iteration (as in
+ * asyncio), so stop() in this one leaves C to the next run. */
+TEST(loop_io_callback_runs_from_poll_and_schedules_next_iteration)
+{
+	xp_loop *loop = xp_loop_new();
+	int sv[2];
+	REQUIRE(xpt_socketpair(sv) == 0);
+	struct order_io o = {loop, sv[0]};
+	order[0] = 0;
+	xpt_write_all(sv[1], "x", 1);
+	CHECK_EQ(xp_add_reader(loop, sv[0], reader_schedules_c, &o), 0);
+	xp_call_soon(loop, note, "A");
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "RA");
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "RAC");
+	close(sv[0]);
+	close(sv[1]);
+	xp_loop_free(loop);
+}
+
+struct spin {
+	xp_loop *loop;
+	int fd;
+	long spins;
+	int nread, fired;
+	double deadline;
+};
+
+static int spin_cb(void *arg)
+{
+	struct spin *s = arg;
+	s->spins++;
+	/* Both seen, or starved for far too long: stop either way. */
+	if ((s->nread && s->fired) || xp_loop_time(s->loop) > s->deadline)
+		xp_loop_stop(s->loop);
+	else
+		xp_call_soon(s->loop, spin_cb, s);
+	return 0;
+}
+
+static int spin_read(void *arg)
+{
+	struct spin *s = arg;
+	char buf[8];
+	if (read(s->fd, buf, sizeof(buf)) > 0)
+		s->nread++;
+	return 0;
+}
+
+static int spin_timer(void *arg)
+{
+	((struct spin *)arg)->fired++;
+	return 0;
+}
+
+/* A callback that keeps rescheduling itself never leaves the ready queue
+ * empty; the loop must still poll (with timeout 0) and collect timers. */
+TEST(loop_self_rescheduling_callback_cannot_starve_io_or_timers)
+{
+	xp_loop *loop = xp_loop_new();
+	int sv[2];
+	REQUIRE(xpt_socketpair(sv) == 0);
+	struct spin s = {loop, sv[0], 0, 0, 0, xp_loop_time(loop) + 8};
+	CHECK_EQ(xp_add_reader(loop, sv[0], spin_read, &s), 0);
+	REQUIRE(xp_call_later(loop, 0.02, spin_timer, &s));
+	xp_call_soon(loop, spin_cb, &s);
+	xpt_write_all(sv[1], "ping", 4);
+	xp_loop_run_forever(loop);
+	CHECK_EQ(s.nread, 1);
+	CHECK_EQ(s.fired, 1);
+	CHECK(s.spins > 1);
+	xp_remove_reader(loop, sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	xp_loop_free(loop);
+}
