@@ -3,6 +3,7 @@
 #include "recorder.h"
 #include "internal.h" /* xp__subprocess_no_pidfd */
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -988,4 +989,135 @@ TEST(subprocess_sem_84_signal_inside_connection_lost)
 	xp_transport_release(t);
 	xp_loop_free(loop);
 	rec_free(r);
+}
+
+/* ---- a reaped child's pid given to another process ---------------------- */
+
+static int victim_fd;
+
+static void victim_term(int sig)
+{
+	char c = 'T';
+	ssize_t n = write(victim_fd, &c, 1);
+	(void)n;
+	_exit(0);
+}
+
+/* Fork, from a process that exits at once, a process with pid want: the
+ * victim.  It is then nobody's child here (init of the namespace gets it),
+ * writes its pid to fd, and 'T' on SIGTERM. */
+static pid_t spawn_victim(pid_t want, int fds[2])
+{
+	pid_t c = fork(), v = -1;
+	if (c == 0) {
+		FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+		if (!f || fprintf(f, "%d", (int)want - 1) < 0 || fclose(f) != 0)
+			_exit(1);
+		if (fork() == 0) {
+			struct sigaction sa = {.sa_handler = victim_term};
+			victim_fd = fds[1];
+			sigaction(SIGTERM, &sa, NULL);
+			pid_t me = getpid();
+			if (write(fds[1], &me, sizeof(me)) != sizeof(me))
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	waitpid(c, NULL, 0);
+	if (read(fds[0], &v, sizeof(v)) != sizeof(v))
+		return -1;
+	return v;
+}
+
+/* The child is killed and reaped behind the loop's back, its pid reused;
+ * then close().  Returns 0 if the victim survived it. */
+static int reuse_scenario(bool no_pidfd)
+{
+	xp__subprocess_no_pidfd = no_pidfd;
+	xp_loop *loop = xp_loop_new();
+	struct rec *r = rec_new(&sub_ops, loop);
+	char *argv[] = {"/bin/sleep", "100", NULL};
+	xp_transport *t = spawn_argv(loop, r, argv, NULL, NULL);
+	int fds[2];
+	char c = 0;
+	if (!t || pipe(fds) < 0)
+		return 10;
+	pid_t pid = *(const pid_t *)xp_transport_get_extra_info(t, "subprocess", NULL);
+	if (kill(pid, SIGKILL) < 0 || waitpid(pid, NULL, 0) != pid)
+		return 11;
+	if (spawn_victim(pid, fds) != pid)
+		return 12;
+	xp_transport_close(t);
+	if (!rec_run_until(loop, rec_cond_lost, r, 5))
+		return 13;
+	CHECK_EQ(returncode(t), 0); /* the code went to the other reaper */
+	kill(pid, SIGTERM);
+	if (read(fds[0], &c, 1) != 1 || c != 'T')
+		return 14; /* the victim died before our SIGTERM */
+	xp_transport_release(t);
+	xp_loop_free(loop);
+	rec_free(r);
+	return xpt_failures ? 15 : 0;
+}
+
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+/* Runs fn in a fresh pid namespace, where pids can be chosen.  The first
+ * process there is its init: it only reaps, so that fn's process is not
+ * the parent of the victim.  The namespace is made by a helper process:
+ * once its init is gone, the maker can no longer fork (nor can ASan's
+ * leak checker).  -1 if namespaces are not available. */
+static int in_pid_namespace(int (*fn)(bool), bool arg)
+{
+	int status;
+	pid_t maker = fork();
+	if (maker == 0) {
+		if (unshare(CLONE_NEWPID) < 0 && unshare(CLONE_NEWUSER | CLONE_NEWPID) < 0)
+			_exit(100);
+		pid_t init = fork();
+		if (init == 0) {
+			pid_t b = fork();
+			if (b == 0)
+				_exit(fn(arg));
+			for (;;) {
+				pid_t w = wait(&status);
+				if (w == b)
+					_exit(exit_code(status));
+				if (w < 0)
+					_exit(98);
+			}
+		}
+		if (init < 0 || waitpid(init, &status, 0) != init)
+			_exit(97);
+		_exit(exit_code(status));
+	}
+	if (maker < 0 || waitpid(maker, &status, 0) != maker)
+		return 96;
+	return exit_code(status) == 100 ? -1 : exit_code(status);
+}
+
+TEST(subprocess_close_never_signals_a_reused_pid)
+{
+	int r = in_pid_namespace(reuse_scenario, false);
+	if (r < 0) {
+		fprintf(stderr, "skipped: no pid namespace\n");
+		return;
+	}
+	CHECK_EQ(r, 0);
+}
+
+TEST(subprocess_close_never_signals_a_reused_pid_without_pidfd)
+{
+	int r = in_pid_namespace(reuse_scenario, true);
+	if (r < 0) {
+		fprintf(stderr, "skipped: no pid namespace\n");
+		return;
+	}
+	CHECK_EQ(r, 0);
 }
