@@ -745,7 +745,12 @@ static int sp_make_pipes(struct subproc *sp, struct spawn *s)
 			return -errno;
 		s->parent_fd[i] = -1; /* the transport has it now */
 		sp_pipe->t = xp_transport_retain(pt);
-		xp__transport_start(pt, NULL);
+		if (xp__transport_start(pt, NULL) < 0) {
+			/* Never started: nothing to wait for, just the fd to close. */
+			sp_pipe->lost = true;
+			xp_transport_abort(pt);
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -757,32 +762,43 @@ static void sp_abandon(pid_t pid)
 		;
 }
 
+/* Takes the child: on failure before a transport exists, it is killed and
+ * reaped here; after, the closed transport does so. */
 static int sp_start(xp_loop *loop, xp_protocol_factory factory, void *arg, struct spawn *s,
 		    pid_t pid, xp_future *fut)
 {
-	xp_protocol *p = factory(arg);
 	struct subproc *sp;
 	xp_transport *t;
+	xp_protocol *p;
 	int r;
 
-	if (!p)
-		return XP_ECALLBACK;
-	t = xp__transport_new(sizeof(*sp), &sp_vt, loop, p);
-	if (!t)
-		return -ENOMEM;
+	/* The transport first: a protocol from the factory must never be
+	 * left without connection_made and connection_lost. */
+	t = xp__transport_new(sizeof(*sp), &sp_vt, loop, NULL);
+	p = t ? factory(arg) : NULL;
+	if (!p) {
+		if (t) {
+			xp_list_remove(&t->loop_node);
+			xp_transport_release(t);
+		}
+		sp_abandon(pid);
+		return t ? XP_ECALLBACK : -ENOMEM;
+	}
+	t->protocol = p;
 	sp = to_sp(t);
 	sp->pid = pid;
 	sp->pidfd = sp_open_pidfd(pid);
 	t->reading = false;
 	r = sp_make_pipes(sp, s);
+	if (!r)
+		r = xp__transport_start(t, fut);
 	if (r) {
 		/* Nothing started can be undone cleanly: let it run its course
 		 * as a closed transport. */
 		xp__transport_start(t, NULL);
 		xp_transport_close(t);
-		return r;
+		return r == XP_ECLOSED ? -ENOMEM : r;
 	}
-	xp__transport_start(t, fut);
 	return 0;
 }
 
@@ -811,8 +827,6 @@ static xp_future *sp_spawn(xp_loop *loop, xp_protocol_factory factory, void *arg
 			if (s.own[i])
 				close_fd(&s.child_fd[i]);
 		r = sp_start(loop, factory, arg, &s, pid, fut);
-		if (r == XP_ECALLBACK)
-			sp_abandon(pid);
 	}
 	spawn_cleanup(&s);
 	if (r)

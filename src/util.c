@@ -9,6 +9,39 @@
 #include <stdio.h>
 #include <sys/un.h>
 
+/* The wrappers internal.h puts in place of malloc, calloc and realloc. */
+#undef malloc
+#undef calloc
+#undef realloc
+
+int xp__alloc_fail_after;
+
+/* One relaxed atomic: executor threads allocate too. */
+static bool alloc_fails(void)
+{
+	if (__atomic_load_n(&xp__alloc_fail_after, __ATOMIC_RELAXED) <= 0)
+		return false;
+	if (__atomic_sub_fetch(&xp__alloc_fail_after, 1, __ATOMIC_RELAXED) != 0)
+		return false;
+	errno = ENOMEM;
+	return true;
+}
+
+void *xp__malloc(size_t n)
+{
+	return alloc_fails() ? NULL : malloc(n);
+}
+
+void *xp__calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : calloc(n, size);
+}
+
+void *xp__realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : realloc(p, n);
+}
+
 const char *xp_version(void)
 {
 	return XP_VERSION_STRING;

@@ -1125,3 +1125,76 @@ TEST(subprocess_close_never_signals_a_reused_pid_without_pidfd)
 	}
 	CHECK_EQ(r, 0);
 }
+
+/* ---- allocation failures ------------------------------------------------ */
+
+static int factory_calls;
+
+static xp_protocol *counting_factory(void *arg)
+{
+	factory_calls++;
+	return rec_factory_one(arg);
+}
+
+/* Kill and reap whatever children this process has left. */
+static void kill_children(void)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	FILE *f = fopen(path, "r");
+	int pid;
+	while (f && fscanf(f, "%d", &pid) == 1) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Let each allocation of the spawn fail in turn: the spawn then fails
+ * with -ENOMEM, leaves no child behind, and a protocol the factory made
+ * gets both connection_made and connection_lost. */
+TEST(subprocess_spawn_allocation_failures_leak_nothing)
+{
+	char *argv[] = {"/bin/sleep", "100", NULL};
+	int n;
+	for (n = 1; n < 200; n++) {
+		xp_loop *loop = xp_loop_new();
+		struct rec *r = rec_new(&rec_subprocess_ops, loop);
+		factory_calls = 0;
+		xp__alloc_fail_after = n;
+		xp_future *f = xp_subprocess_exec(loop, counting_factory, r, argv[0], argv, NULL);
+		bool injected = xp__alloc_fail_after <= 0;
+		xp__alloc_fail_after = 0;
+		int err = f ? xp_loop_run_until_complete(loop, f) : -errno;
+		if (err == 0) {
+			xp_transport *t = xp_future_result(f);
+			xp_transport_close(t);
+		} else {
+			CHECK_EQ(err, -ENOMEM);
+		}
+		if (factory_calls)
+			CHECK(rec_run_until(loop, rec_cond_lost, r, 5));
+		CHECK_EQ(r->nmade, factory_calls);
+		CHECK_EQ(r->nlost, factory_calls);
+		xp_future_release(f);
+		xp_loop_free(loop);
+		/* Our only child, if any, was reaped by the library. */
+		if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+			xpt_fail(__FILE__, __LINE__, "a child was left behind");
+			kill_children();
+		}
+		if (xpt_failures) {
+			fprintf(stderr, "  ^ with allocation %d failing (err %d, log \"%s\")\n", n,
+				err, r->log);
+			rec_free(r);
+			break;
+		}
+		rec_free(r);
+		if (!injected)
+			break; /* every allocation of the spawn was tried */
+	}
+	CHECK(n > 2);
+}
