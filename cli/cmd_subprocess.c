@@ -49,9 +49,11 @@ static void spawned(xp_future *f, void *arg)
 	if (!err) {
 		if (s->child)
 			xp_transport_release(s->child);
+		pid_t pid = 0;
+
 		s->child = xp_transport_retain(xp_future_result(f));
-		xp_log(1, "started %s (pid %d)", s->cli->cmd_argv[0],
-		       (int)xp_transport_get_pid(s->child));
+		xp_transport_get_pid(s->child, &pid);
+		xp_log(1, "started %s (pid %d)", s->cli->cmd_argv[0], (int)pid);
 	} else {
 		int st = err == -ENOENT	  ? XP_EXIT_NOTFOUND
 			 : err == -EACCES ? XP_EXIT_NOEXEC

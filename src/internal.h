@@ -17,6 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- allocation, with failure injection for tests ------------------ */
+
+/* Tests only: when > 0, the library's xp__alloc_fail_after-th malloc,
+ * calloc or realloc from now fails (ENOMEM), once; 0 = never.  The rare
+ * ENOMEM paths are tested by sweeping it, not by hand. */
+extern int xp__alloc_fail_after;
+void *xp__malloc(size_t n);
+void *xp__calloc(size_t n, size_t size);
+void *xp__realloc(void *p, size_t n);
+#define malloc(n) xp__malloc(n)
+#define calloc(n, size) xp__calloc(n, size)
+#define realloc(p, n) xp__realloc(p, n)
+
 /* ---- intrusive list ------------------------------------------------ */
 
 struct xp_list {

@@ -136,27 +136,41 @@ static void heap_remove(xp_loop *loop, xp_handle *h)
 
 /* ---- scheduling ----------------------------------------------------- */
 
-static void ready_push(xp_loop *loop, xp_handle *h)
+static void hq_push(struct xp_hqueue *q, xp_handle *h)
 {
 	h->next = NULL;
-	if (loop->ready_tail)
-		loop->ready_tail->next = h;
+	if (q->tail)
+		q->tail->next = h;
 	else
-		loop->ready_head = h;
-	loop->ready_tail = h;
-	loop->nready++;
+		q->head = h;
+	q->tail = h;
+	q->n++;
 }
 
-static xp_handle *ready_pop(xp_loop *loop)
+static xp_handle *hq_pop(struct xp_hqueue *q)
 {
-	xp_handle *h = loop->ready_head;
+	xp_handle *h = q->head;
 	if (h) {
-		loop->ready_head = h->next;
-		if (!loop->ready_head)
-			loop->ready_tail = NULL;
-		loop->nready--;
+		q->head = h->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
 	}
 	return h;
+}
+
+/* Move all of src to the end of dst. */
+static void hq_splice(struct xp_hqueue *dst, struct xp_hqueue *src)
+{
+	if (!src->head)
+		return;
+	if (dst->tail)
+		dst->tail->next = src->head;
+	else
+		dst->head = src->head;
+	dst->tail = src->tail;
+	dst->n += src->n;
+	*src = (struct xp_hqueue){0};
 }
 
 static bool check_open(xp_loop *loop, const char *what)
@@ -168,13 +182,17 @@ static bool check_open(xp_loop *loop, const char *what)
 	return xp__loop_thread_ok(loop, what);
 }
 
+static void ts_drain(xp_loop *loop);
+
 xp_handle *xp_call_soon(xp_loop *loop, xp_callback cb, void *arg)
 {
 	if (!check_open(loop, "call_soon"))
 		return NULL;
 	xp_handle *h = handle_new(loop, cb, arg);
-	if (h)
-		ready_push(loop, h);
+	if (h) {
+		ts_drain(loop); /* thread-safe calls made before this one go first */
+		hq_push(loop->in_poll ? &loop->io_later : &loop->ready, h);
+	}
 	return h;
 }
 
@@ -224,33 +242,42 @@ void xp_handle_cancel(xp_handle *h)
 
 /* ---- thread-safe calls ---------------------------------------------- */
 
-struct ts_call {
-	xp_callback cb;
-	void *arg;
-	struct ts_call *next;
-};
+/* Other threads queue complete handles on loop->ts under ts_lock; the loop
+ * thread splices them onto the ready queue when the eventfd wakes it, and
+ * before any call_soon, so that the two kinds of call keep one FIFO order
+ * as in asyncio.  The unlocked look at the head keeps call_soon cheap. */
+static void ts_drain(xp_loop *loop)
+{
+	if (!__atomic_load_n(&loop->ts.head, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&loop->ts_lock);
+	struct xp_hqueue q = {loop->ts.head, loop->ts.tail, loop->ts.n};
+	__atomic_store_n(&loop->ts.head, NULL, __ATOMIC_RELAXED);
+	loop->ts.tail = NULL;
+	loop->ts.n = 0;
+	pthread_mutex_unlock(&loop->ts_lock);
+	hq_splice(&loop->ready, &q);
+}
 
 int xp_call_soon_threadsafe(xp_loop *loop, xp_callback cb, void *arg)
 {
 	if (loop->running && pthread_equal(pthread_self(), loop->thread))
 		return xp_call_soon(loop, cb, arg) ? 0 : -errno;
-	struct ts_call *c = malloc(sizeof(*c));
-	if (!c)
+	xp_handle *h = handle_new(loop, cb, arg);
+	if (!h)
 		return -ENOMEM;
-	c->cb = cb;
-	c->arg = arg;
-	c->next = NULL;
 	pthread_mutex_lock(&loop->ts_lock);
 	if (loop->closed) {
 		pthread_mutex_unlock(&loop->ts_lock);
-		free(c);
+		free(h);
 		return XP_ECLOSED;
 	}
-	if (loop->ts_tail)
-		loop->ts_tail->next = c;
+	if (loop->ts.tail)
+		loop->ts.tail->next = h;
 	else
-		loop->ts_head = c;
-	loop->ts_tail = c;
+		__atomic_store_n(&loop->ts.head, h, __ATOMIC_RELEASE);
+	loop->ts.tail = h;
+	loop->ts.n++;
 	pthread_mutex_unlock(&loop->ts_lock);
 	uint64_t one = 1;
 	ssize_t n = write(loop->wakefd, &one, sizeof(one));
@@ -263,18 +290,7 @@ static void wake_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
 	uint64_t v;
 	ssize_t n = read(w->fd, &v, sizeof(v));
 	(void)n;
-	pthread_mutex_lock(&loop->ts_lock);
-	struct ts_call *c = loop->ts_head;
-	loop->ts_head = loop->ts_tail = NULL;
-	pthread_mutex_unlock(&loop->ts_lock);
-	while (c) {
-		struct ts_call *next = c->next;
-		xp_handle *h = handle_new(loop, c->cb, c->arg);
-		if (h)
-			ready_push(loop, h);
-		free(c);
-		c = next;
-	}
+	ts_drain(loop);
 }
 
 /* ---- io watchers ---------------------------------------------------- */
@@ -494,7 +510,7 @@ fail:
 
 static int next_timeout_ms(xp_loop *loop)
 {
-	if (loop->ready_head || loop->stopping || !xp_list_empty(&loop->always_ready))
+	if (loop->ready.head || loop->stopping || !xp_list_empty(&loop->always_ready))
 		return 0;
 	if (loop->nheap == 0)
 		return -1;
@@ -512,7 +528,7 @@ static void collect_timers(xp_loop *loop)
 	while (loop->nheap && loop->heap[0]->when <= now) {
 		xp_handle *h = loop->heap[0];
 		heap_remove(loop, h);
-		ready_push(loop, h);
+		hq_push(&loop->ready, h);
 	}
 }
 
@@ -532,17 +548,23 @@ static void run_handle(xp_loop *loop, xp_handle *h)
 	}
 }
 
-/* One iteration: wait for io (not at all if work is ready), run the
- * descriptors, move due timers, then run exactly the callbacks ready now:
- * whatever they schedule waits for the next iteration. */
+/* One iteration, as asyncio's _run_once(): wait for io (not at all if work
+ * is ready), move due timers, then run exactly the callbacks ready now.
+ * Whatever they schedule waits for the next iteration.  Unlike asyncio (and
+ * like uvloop) I/O callbacks are not queued but run from the poll, ahead of
+ * the callbacks ready now; what they schedule still waits for the next
+ * iteration, and queues ahead of what this one's callbacks schedule. */
 static void run_once(xp_loop *loop)
 {
+	loop->in_poll = true;
 	xp__backend_wait(loop, next_timeout_ms(loop));
 	run_always_ready(loop);
+	loop->in_poll = false;
 	collect_timers(loop);
-	size_t ntodo = loop->nready;
+	size_t ntodo = loop->ready.n;
+	hq_splice(&loop->ready, &loop->io_later);
 	while (ntodo--) {
-		xp_handle *h = ready_pop(loop);
+		xp_handle *h = hq_pop(&loop->ready);
 		if (!h->cancelled) {
 			h->ran = true;
 			run_handle(loop, h);
@@ -652,17 +674,9 @@ int xp_loop_close(xp_loop *loop)
 	pthread_mutex_unlock(&loop->ts_lock);
 	xp__executor_shutdown(loop);
 	xp__signal_shutdown(loop);
-	pthread_mutex_lock(&loop->ts_lock);
-	struct ts_call *c = loop->ts_head;
-	loop->ts_head = loop->ts_tail = NULL;
-	pthread_mutex_unlock(&loop->ts_lock);
-	while (c) {
-		struct ts_call *next = c->next;
-		free(c);
-		c = next;
-	}
+	ts_drain(loop); /* dropped below with the rest of the ready queue */
 	xp_handle *h;
-	while ((h = ready_pop(loop)))
+	while ((h = hq_pop(&loop->ready)))
 		xp_handle_release(h);
 	while (loop->nheap) {
 		h = loop->heap[0];

@@ -27,8 +27,13 @@ struct xp_handle {
 	struct xp_handle *next; /* ready queue */
 };
 
-struct ts_call;
 struct fd_watch;
+
+/* A FIFO of handles linked through next. */
+struct xp_hqueue {
+	xp_handle *head, *tail;
+	size_t n;
+};
 struct xp_executor;
 struct xp_signals;
 
@@ -38,8 +43,11 @@ struct xp_loop {
 	pthread_t thread;
 	double slow_callback;
 
-	xp_handle *ready_head, *ready_tail;
-	size_t nready;
+	struct xp_hqueue ready;
+	/* What I/O callbacks schedule while the poll runs them: the next
+	 * iteration's, as in asyncio where I/O callbacks are handles too. */
+	struct xp_hqueue io_later;
+	bool in_poll;
 	xp_handle **heap;
 	size_t nheap, heapcap;
 	uint64_t timer_seq;
@@ -51,7 +59,7 @@ struct xp_loop {
 
 	/* call_soon_threadsafe */
 	pthread_mutex_t ts_lock;
-	struct ts_call *ts_head, *ts_tail;
+	struct xp_hqueue ts; /* head read unlocked, atomically */
 	int wakefd;
 	struct xp_io wake;
 

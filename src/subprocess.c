@@ -9,8 +9,10 @@
  * SubprocessProtocol with the fd number.
  *
  * Only our own child is ever waited for: a pidfd (or, without pidfd_open,
- * a 50 ms waitpid(pid, WNOHANG) timer) tells when it exited.  No SIGCHLD
+ * a 50 ms waitid(pid, WNOHANG) timer) tells when it exited.  No SIGCHLD
  * handler, no waitpid(-1): other children of the process are left alone.
+ * Waits and signals go through the pidfd, which cannot name a process that
+ * reused the pid after someone else reaped our child.
  */
 #include "internal.h"
 
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #define POLL_INTERVAL 0.05 /* seconds between waitpid polls without pidfd */
+#define XP_P_PIDFD 3	   /* waitid's idtype, missing from older headers */
 
 bool xp__subprocess_no_pidfd;
 
@@ -153,14 +156,13 @@ static void sp_stop_watching(struct subproc *sp)
 	}
 }
 
-static void sp_exited(struct subproc *sp, int status)
+static void sp_exited(struct subproc *sp, int returncode)
 {
 	xp_protocol *up;
 	const xp_protocol_ops *ops;
 
 	sp->exited = true;
-	/* Killed by signal N is -N, as in asyncio. */
-	sp->returncode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+	sp->returncode = returncode;
 	sp_stop_watching(sp);
 	ops = user_ops(sp, &up);
 	if (ops && ops->process_exited)
@@ -168,23 +170,71 @@ static void sp_exited(struct subproc *sp, int status)
 	sp_try_finish(sp);
 }
 
+/* waitid on our child: through the pidfd when there is one, since a pid
+ * names another process once someone else reaped ours and it was reused; a
+ * pidfd cannot.  si->si_pid stays 0 while the child runs (WNOHANG). */
+static int sp_waitid(const struct subproc *sp, int flags, siginfo_t *si)
+{
+	int r = -1;
+
+	memset(si, 0, sizeof(*si));
+	if (sp->pidfd >= 0) {
+		do
+			r = waitid((idtype_t)XP_P_PIDFD, (id_t)sp->pidfd, si, flags);
+		while (r < 0 && errno == EINTR);
+		if (r == 0 || errno != EINVAL) /* EINVAL: kernel before 5.4 */
+			return r < 0 ? -errno : 0;
+	}
+	do
+		r = waitid(P_PID, (id_t)sp->pid, si, flags);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
 /* Reap our child if it has exited; true if it has. */
 static bool sp_reap(struct subproc *sp)
 {
-	int status;
-	pid_t r;
+	siginfo_t si;
+	int r;
 
 	if (sp->exited)
 		return true;
-	do
-		r = waitpid(sp->pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
+	r = sp_waitid(sp, WEXITED | WNOHANG, &si);
+	if (r == 0 && si.si_pid == 0)
 		return false;
+	/* Killed by signal N is -N, as in asyncio.  An error means someone
+	 * else reaped it: the code is lost. */
 	if (r < 0)
-		status = 0; /* reaped by someone else: the code is lost */
-	sp_exited(sp, status);
+		sp_exited(sp, 0);
+	else
+		sp_exited(sp, si.si_code == CLD_EXITED ? si.si_status : -si.si_status);
 	return true;
+}
+
+/*
+ * Signal the child unless it is known to be gone, as Popen does: a pid
+ * whose process has exited may be reaped by someone else (a SIGCHLD
+ * handler, SIGCHLD ignored) and reused.  The pidfd names our process only;
+ * without one, waitid(WNOWAIT) tells whether our child still runs.  An
+ * exited child counts as signalled: its exit is about to be reported.
+ */
+static int sp_signal(struct subproc *sp, int sig)
+{
+	siginfo_t si;
+
+	if (sp->exited)
+		return 0;
+#ifdef SYS_pidfd_send_signal
+	if (sp->pidfd >= 0) {
+		if (syscall(SYS_pidfd_send_signal, sp->pidfd, sig, NULL, 0) == 0)
+			return 0;
+		if (errno != ENOSYS)
+			return errno == ESRCH ? 0 : -errno;
+	}
+#endif
+	if (sp_waitid(sp, WEXITED | WNOHANG | WNOWAIT, &si) < 0 || si.si_pid != 0)
+		return 0;
+	return kill(sp->pid, sig) < 0 ? -errno : 0;
 }
 
 static void sp_pidfd_cb(xp_loop *loop, struct xp_io *w, unsigned revents)
@@ -239,8 +289,7 @@ static void sp_close(xp_transport *t)
 	for (int i = 0; i < 3; i++)
 		if (sp->pipes[i].t && !sp->pipes[i].lost)
 			xp_transport_close(sp->pipes[i].t);
-	if (!sp->exited)
-		kill(sp->pid, SIGKILL);
+	sp_signal(sp, SIGKILL);
 	sp_watch(sp); /* close() inside connection_made: made never ran */
 }
 
@@ -253,8 +302,7 @@ static void sp_force_close(xp_transport *t, int err)
 	for (int i = 0; i < 3; i++)
 		if (sp->pipes[i].t && !sp->pipes[i].lost)
 			xp_transport_abort(sp->pipes[i].t);
-	if (!sp->exited)
-		kill(sp->pid, SIGKILL);
+	sp_signal(sp, SIGKILL);
 	sp_watch(sp);
 }
 
@@ -294,23 +342,22 @@ static int sp_send_signal(xp_transport *t, int sig)
 
 	if (sp->finished)
 		return -ESRCH;
-	if (sp->exited)
-		return 0; /* like Popen: never signal a reaped (reusable) pid */
-	return kill(sp->pid, sig) < 0 ? -errno : 0;
+	return sp_signal(sp, sig);
 }
 
 static void sp_destroy(xp_transport *t)
 {
 	struct subproc *sp = to_sp(t);
 
-	sp_stop_watching(sp);
 	if (!sp->exited) {
+		siginfo_t si;
+
 		/* Only if the loop went away first: do not leave a zombie. */
-		kill(sp->pid, SIGKILL);
-		while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		sp_signal(sp, SIGKILL);
+		sp_waitid(sp, WEXITED, &si);
 		sp->exited = true;
 	}
+	sp_stop_watching(sp);
 	for (int i = 0; i < 3; i++) {
 		if (sp->pipes[i].t)
 			xp_transport_release(sp->pipes[i].t);
@@ -698,7 +745,12 @@ static int sp_make_pipes(struct subproc *sp, struct spawn *s)
 			return -errno;
 		s->parent_fd[i] = -1; /* the transport has it now */
 		sp_pipe->t = xp_transport_retain(pt);
-		xp__transport_start(pt, NULL);
+		if (xp__transport_start(pt, NULL) < 0) {
+			/* Never started: nothing to wait for, just the fd to close. */
+			sp_pipe->lost = true;
+			xp_transport_abort(pt);
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -710,32 +762,43 @@ static void sp_abandon(pid_t pid)
 		;
 }
 
+/* Takes the child: on failure before a transport exists, it is killed and
+ * reaped here; after, the closed transport does so. */
 static int sp_start(xp_loop *loop, xp_protocol_factory factory, void *arg, struct spawn *s,
 		    pid_t pid, xp_future *fut)
 {
-	xp_protocol *p = factory(arg);
 	struct subproc *sp;
 	xp_transport *t;
+	xp_protocol *p;
 	int r;
 
-	if (!p)
-		return XP_ECALLBACK;
-	t = xp__transport_new(sizeof(*sp), &sp_vt, loop, p);
-	if (!t)
-		return -ENOMEM;
+	/* The transport first: a protocol from the factory must never be
+	 * left without connection_made and connection_lost. */
+	t = xp__transport_new(sizeof(*sp), &sp_vt, loop, NULL);
+	p = t ? factory(arg) : NULL;
+	if (!p) {
+		if (t) {
+			xp_list_remove(&t->loop_node);
+			xp_transport_release(t);
+		}
+		sp_abandon(pid);
+		return t ? XP_ECALLBACK : -ENOMEM;
+	}
+	t->protocol = p;
 	sp = to_sp(t);
 	sp->pid = pid;
 	sp->pidfd = sp_open_pidfd(pid);
 	t->reading = false;
 	r = sp_make_pipes(sp, s);
+	if (!r)
+		r = xp__transport_start(t, fut);
 	if (r) {
 		/* Nothing started can be undone cleanly: let it run its course
 		 * as a closed transport. */
 		xp__transport_start(t, NULL);
 		xp_transport_close(t);
-		return r;
+		return r == XP_ECLOSED ? -ENOMEM : r;
 	}
-	xp__transport_start(t, fut);
 	return 0;
 }
 
@@ -764,8 +827,6 @@ static xp_future *sp_spawn(xp_loop *loop, xp_protocol_factory factory, void *arg
 			if (s.own[i])
 				close_fd(&s.child_fd[i]);
 		r = sp_start(loop, factory, arg, &s, pid, fut);
-		if (r == XP_ECALLBACK)
-			sp_abandon(pid);
 	}
 	spawn_cleanup(&s);
 	if (r)

@@ -244,16 +244,25 @@ void xp__fc_check_resume(xp_transport *t)
 		p->ops->resume_writing(p);
 }
 
+/* The kinds that buffer what they send. */
+static bool has_write_buffer(const xp_transport *t)
+{
+	return t->vt->get_write_buffer_size != NULL;
+}
+
 void xp_transport_get_write_buffer_limits(const xp_transport *t, size_t *low, size_t *high)
 {
+	bool has = has_write_buffer(t);
 	if (low)
-		*low = t->low;
+		*low = has ? t->low : 0;
 	if (high)
-		*high = t->high;
+		*high = has ? t->high : 0;
 }
 
 int xp_transport_set_write_buffer_limits(xp_transport *t, long long high, long long low)
 {
+	if (!has_write_buffer(t))
+		return -ENOTSUP;
 	if (high < 0)
 		high = low < 0 ? DEFAULT_HIGH : 4 * low;
 	if (low < 0)
@@ -328,7 +337,9 @@ const void *xp_transport_get_extra_info(xp_transport *t, const char *key, const 
 
 int xp_transport_is_reading(const xp_transport *t)
 {
-	return t->vt->update_reading && t->reading && !t->closing && !t->eof;
+	if (!t->vt->update_reading)
+		return -ENOTSUP;
+	return t->reading && !t->closing && !t->eof;
 }
 
 void xp_transport_pause_reading(xp_transport *t)
@@ -388,6 +399,9 @@ int xp_transport_can_write_eof(xp_transport *t)
 
 int xp_transport_set_read_size(xp_transport *t, size_t size)
 {
+	/* A datagram is always read whole. */
+	if (!t->vt->update_reading || t->vt->kind == XP_TRANSPORT_DATAGRAM)
+		return -ENOTSUP;
 	if (size == 0)
 		return -EINVAL;
 	t->read_size = size;
@@ -404,14 +418,22 @@ int xp_transport_sendto(xp_transport *t, const void *data, size_t len, const str
 	return t->vt->sendto(t, data, len, addr, addrlen);
 }
 
-pid_t xp_transport_get_pid(const xp_transport *t)
+int xp_transport_get_pid(const xp_transport *t, pid_t *pid)
 {
-	return t->vt->get_pid ? t->vt->get_pid(t) : -ENOTSUP;
+	if (!t->vt->get_pid)
+		return -ENOTSUP;
+	if (pid)
+		*pid = t->vt->get_pid(t);
+	return 0;
 }
 
 xp_transport *xp_transport_get_pipe_transport(xp_transport *t, int fd)
 {
-	if (!t->vt->get_pipe_transport || t->lost)
+	if (!t->vt->get_pipe_transport) {
+		errno = ENOTSUP;
+		return NULL;
+	}
+	if (t->lost)
 		return NULL;
 	return t->vt->get_pipe_transport(t, fd);
 }

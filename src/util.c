@@ -9,6 +9,39 @@
 #include <stdio.h>
 #include <sys/un.h>
 
+/* The wrappers internal.h puts in place of malloc, calloc and realloc. */
+#undef malloc
+#undef calloc
+#undef realloc
+
+int xp__alloc_fail_after;
+
+/* One relaxed atomic: executor threads allocate too. */
+static bool alloc_fails(void)
+{
+	if (__atomic_load_n(&xp__alloc_fail_after, __ATOMIC_RELAXED) <= 0)
+		return false;
+	if (__atomic_sub_fetch(&xp__alloc_fail_after, 1, __ATOMIC_RELAXED) != 0)
+		return false;
+	errno = ENOMEM;
+	return true;
+}
+
+void *xp__malloc(size_t n)
+{
+	return alloc_fails() ? NULL : malloc(n);
+}
+
+void *xp__calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : calloc(n, size);
+}
+
+void *xp__realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : realloc(p, n);
+}
+
 const char *xp_version(void)
 {
 	return XP_VERSION_STRING;
@@ -50,12 +83,16 @@ int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size
 	switch (sa->sa_family) {
 	case AF_INET: {
 		const struct sockaddr_in *in = (const void *)sa;
+		if (len < (socklen_t)sizeof(*in))
+			return -EINVAL;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		n = snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
 		break;
 	}
 	case AF_INET6: {
 		const struct sockaddr_in6 *in6 = (const void *)sa;
+		if (len < (socklen_t)sizeof(*in6))
+			return -EINVAL;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		n = snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
 		break;

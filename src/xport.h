@@ -67,7 +67,10 @@ const char *xp_version(void);
 #define XP_EPIN (-10008)       /* TLS certificate did not match the pin */
 const char *xp_strerror(int err);
 
-/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name". */
+/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name".
+ * Reads no byte past len: -EINVAL if len is too short for the family's
+ * address; a sun_path is taken up to its NUL or len.  -ENOSPC if buf is too
+ * small, -EAFNOSUPPORT for other families. */
 int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
 /* An address with its length, as get_extra_info("peername") returns it. */
@@ -294,7 +297,11 @@ xp_transport *xp_transport_retain(xp_transport *t);
 void xp_transport_release(xp_transport *t);
 xp_loop *xp_transport_get_loop(const xp_transport *t);
 
-/* Methods that do not apply to a kind return -ENOTSUP (NotImplementedError). */
+/* Methods that do not apply to a kind (asyncio's NotImplementedError or
+ * AttributeError) do nothing, and all answer alike: an int result is
+ * -ENOTSUP (predicates too: test them with > 0), a pointer NULL with errno
+ * ENOTSUP, a size 0; void methods are no-ops.  No such answer is a value
+ * that would do harm if passed on (a pid for kill(), a size). */
 
 /* BaseTransport */
 void xp_transport_close(xp_transport *t);
@@ -313,12 +320,14 @@ xp_protocol *xp_transport_get_protocol(const xp_transport *t);
  * Unknown keys, and keys without a value, return dflt. */
 const void *xp_transport_get_extra_info(xp_transport *t, const char *key, const void *dflt);
 
-/* ReadTransport: both idempotent; no-ops on a closing transport. */
+/* ReadTransport: stream, datagram, read pipe, TLS.  pause and resume are
+ * idempotent; no-ops on a closing transport. */
 int xp_transport_is_reading(const xp_transport *t);
 void xp_transport_pause_reading(xp_transport *t);
 void xp_transport_resume_reading(xp_transport *t);
 
-/* WriteTransport */
+/* WriteTransport: stream, write pipe, TLS (datagrams have sendto and a
+ * write buffer, so the buffer size and limits apply to them too). */
 /* Copies the bytes (the caller may reuse its memory at once); tries to send
  * before buffering.  Writes to a closing transport are dropped silently.
  * XP_ESTATE after write_eof. */
@@ -333,7 +342,8 @@ void xp_transport_get_write_buffer_limits(const xp_transport *t, size_t *low, si
  * would have low > high; the old limits then stay. Pauses or resumes the
  * protocol at once if the current size calls for it. */
 int xp_transport_set_write_buffer_limits(xp_transport *t, long long high, long long low);
-/* Size of each read the transport makes (Protocol, not Buffered). */
+/* Size of each read the transport makes (Protocol, not Buffered): stream,
+ * read pipe, TLS. */
 int xp_transport_set_read_size(xp_transport *t, size_t size);
 
 /* DatagramTransport: addr NULL sends to the connected peer (-EDESTADDRREQ
@@ -343,10 +353,11 @@ int xp_transport_sendto(xp_transport *t, const void *data, size_t len, const str
 			socklen_t addrlen);
 
 /* SubprocessTransport */
-pid_t xp_transport_get_pid(const xp_transport *t);
+/* 0 and *pid set; -ENOTSUP (*pid untouched) on other kinds. */
+int xp_transport_get_pid(const xp_transport *t, pid_t *pid);
 /* fd 0: write transport to the child's stdin; 1, 2: read transports. NULL
- * if that stream is not a pipe. Valid until the subprocess transport's
- * connection_lost. */
+ * if that stream is not a pipe (errno ENOTSUP on other kinds). Valid until
+ * the subprocess transport's connection_lost. */
 xp_transport *xp_transport_get_pipe_transport(xp_transport *t, int fd);
 /* 0 and *code set once the child has exited (-N: killed by signal N);
  * -EAGAIN while it runs (asyncio's None). */

@@ -531,8 +531,10 @@ static void end_started(struct rend *e, xp_transport *t)
 	if (e->kind == K_STREAM) {
 		xp__peer_label(t, "peer", r->st.peer, sizeof(r->st.peer));
 	} else if (e->kind == K_SUBPROC) {
-		snprintf(r->st.peer, sizeof(r->st.peer), "subprocess[%ld]",
-			 (long)xp_transport_get_pid(t));
+		pid_t pid = 0;
+
+		xp_transport_get_pid(t, &pid);
+		snprintf(r->st.peer, sizeof(r->st.peer), "subprocess[%ld]", (long)pid);
 	} else {
 		snprintf(r->st.peer, sizeof(r->st.peer), "pipe");
 	}

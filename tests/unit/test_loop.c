@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char order[256];
@@ -275,6 +277,64 @@ TEST(loop_sem_87_call_soon_threadsafe_same_thread_keeps_fifo)
 	xp_call_soon(loop, stop_loop, loop);
 	xp_loop_run_forever(loop);
 	CHECK_STR(order, "123");
+	xp_loop_free(loop);
+}
+
+/* asyncio appends both kinds of call to one ready deque: FIFO across them,
+ * whether the thread-safe call comes from a thread or from the loop's own
+ * thread before the loop runs. */
+TEST(loop_call_soon_threadsafe_before_call_soon_keeps_fifo)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "A"), 0);
+	xp_call_soon(loop, note, "B");
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "C"), 0);
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "ABC");
+	xp_loop_free(loop);
+}
+
+static void *post_a(void *arg)
+{
+	xp_call_soon_threadsafe(arg, note, "A");
+	return NULL;
+}
+
+static int post_from_thread_then_call_soon(void *arg)
+{
+	pthread_t th;
+	pthread_create(&th, NULL, post_a, arg);
+	pthread_join(th, NULL); /* A is queued before B is */
+	xp_call_soon(arg, note, "B");
+	xp_call_soon(arg, stop_loop, arg);
+	return 0;
+}
+
+TEST(loop_call_soon_threadsafe_from_thread_then_call_soon_keeps_fifo)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	xp_call_soon(loop, post_from_thread_then_call_soon, loop);
+	xp_handle *guard = xp_call_later(loop, 5, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "AB");
+	xp_handle_cancel(guard);
+	xp_loop_free(loop);
+}
+
+/* Calls queued from a thread and never run are freed with the loop. */
+TEST(loop_call_soon_threadsafe_pending_at_close_is_freed)
+{
+	xp_loop *loop = xp_loop_new();
+	order[0] = 0;
+	pthread_t th;
+	pthread_create(&th, NULL, post_a, loop);
+	pthread_join(th, NULL);
+	CHECK_EQ(xp_loop_close(loop), 0);
+	CHECK_EQ(xp_call_soon_threadsafe(loop, note, "X"), XP_ECLOSED);
+	CHECK_STR(order, "");
 	xp_loop_free(loop);
 }
 
@@ -648,5 +708,145 @@ TEST(loop_debug_mode_reports_unclosed_transports_at_close)
 	close(sv[1]);
 	close(p[0]);
 	rec_free(r);
+	xp_loop_free(loop);
+}
+
+/* Each address is copied into a heap block of exactly len bytes, so ASan
+ * and valgrind catch any read past len. */
+static int format_exact(const void *sa, socklen_t len, char *buf, size_t size)
+{
+	void *copy = malloc(len ? len : 1);
+	memcpy(copy, sa, len);
+	int r = xp_sockaddr_format(copy, len, buf, size);
+	free(copy);
+	return r;
+}
+
+TEST(loop_sockaddr_format_short_lengths_stay_within_len)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80)};
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	char buf[200];
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (socklen_t len = 0; len < sizeof(in); len++)
+		CHECK_EQ(format_exact(&in, len, buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ(format_exact(&in, sizeof(in), buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "127.0.0.1:80");
+	for (socklen_t len = 0; len < sizeof(in6); len++)
+		CHECK_EQ(format_exact(&in6, len, buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ(format_exact(&in6, sizeof(in6), buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "[::]:443");
+	/* sun_path without a NUL within len: only len bytes are shown. */
+	memset(un.sun_path, 'p', sizeof(un.sun_path));
+	socklen_t base = offsetof(struct sockaddr_un, sun_path);
+	CHECK_EQ(format_exact(&un, base, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:");
+	CHECK_EQ(format_exact(&un, base + 3, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:ppp");
+	CHECK_EQ(format_exact(&un, sizeof(un), buf, sizeof(buf)), 0);
+	CHECK_EQ(strlen(buf), strlen("unix:") + sizeof(un.sun_path));
+	un.sun_path[0] = '\0';
+	CHECK_EQ(format_exact(&un, base + 1, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:@");
+	CHECK_EQ(format_exact(&un, base + 4, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "unix:@ppp");
+	CHECK_EQ(format_exact(&un, 1, buf, sizeof(buf)), -EINVAL);
+}
+
+struct order_io {
+	xp_loop *loop;
+	int fd;
+};
+
+static int reader_schedules_c(void *arg)
+{
+	struct order_io *o = arg;
+	char c;
+	strcat(order, "R");
+	CHECK_EQ(read(o->fd, &c, 1), 1);
+	xp_remove_reader(o->loop, o->fd);
+	xp_call_soon(o->loop, note, "C");
+	return 0;
+}
+
+/* I/O callbacks run from the poll, ahead of the callbacks already ready
+ * (as in uvloop); what they schedule belongs to the next iteration (as in
+ * asyncio), so stop() in this one leaves C to the next run. */
+TEST(loop_io_callback_runs_from_poll_and_schedules_next_iteration)
+{
+	xp_loop *loop = xp_loop_new();
+	int sv[2];
+	REQUIRE(xpt_socketpair(sv) == 0);
+	struct order_io o = {loop, sv[0]};
+	order[0] = 0;
+	xpt_write_all(sv[1], "x", 1);
+	CHECK_EQ(xp_add_reader(loop, sv[0], reader_schedules_c, &o), 0);
+	xp_call_soon(loop, note, "A");
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "RA");
+	xp_call_soon(loop, stop_loop, loop);
+	xp_loop_run_forever(loop);
+	CHECK_STR(order, "RAC");
+	close(sv[0]);
+	close(sv[1]);
+	xp_loop_free(loop);
+}
+
+struct spin {
+	xp_loop *loop;
+	int fd;
+	long spins;
+	int nread, fired;
+	double deadline;
+};
+
+static int spin_cb(void *arg)
+{
+	struct spin *s = arg;
+	s->spins++;
+	/* Both seen, or starved for far too long: stop either way. */
+	if ((s->nread && s->fired) || xp_loop_time(s->loop) > s->deadline)
+		xp_loop_stop(s->loop);
+	else
+		xp_call_soon(s->loop, spin_cb, s);
+	return 0;
+}
+
+static int spin_read(void *arg)
+{
+	struct spin *s = arg;
+	char buf[8];
+	if (read(s->fd, buf, sizeof(buf)) > 0)
+		s->nread++;
+	return 0;
+}
+
+static int spin_timer(void *arg)
+{
+	((struct spin *)arg)->fired++;
+	return 0;
+}
+
+/* A callback that keeps rescheduling itself never leaves the ready queue
+ * empty; the loop must still poll (with timeout 0) and collect timers. */
+TEST(loop_self_rescheduling_callback_cannot_starve_io_or_timers)
+{
+	xp_loop *loop = xp_loop_new();
+	int sv[2];
+	REQUIRE(xpt_socketpair(sv) == 0);
+	struct spin s = {loop, sv[0], 0, 0, 0, xp_loop_time(loop) + 8};
+	CHECK_EQ(xp_add_reader(loop, sv[0], spin_read, &s), 0);
+	REQUIRE(xp_call_later(loop, 0.02, spin_timer, &s));
+	xp_call_soon(loop, spin_cb, &s);
+	xpt_write_all(sv[1], "ping", 4);
+	xp_loop_run_forever(loop);
+	CHECK_EQ(s.nread, 1);
+	CHECK_EQ(s.fired, 1);
+	CHECK(s.spins > 1);
+	xp_remove_reader(loop, sv[0]);
+	close(sv[0]);
+	close(sv[1]);
 	xp_loop_free(loop);
 }

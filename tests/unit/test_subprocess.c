@@ -3,6 +3,7 @@
 #include "recorder.h"
 #include "internal.h" /* xp__subprocess_no_pidfd */
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -428,7 +429,9 @@ TEST(subprocess_sem_68_extra_info)
 	const pid_t *pid = xp_transport_get_extra_info(t, "subprocess", NULL);
 	REQUIRE(pid);
 	CHECK(*pid > 0);
-	CHECK_EQ(*pid, xp_transport_get_pid(t));
+	pid_t got = 0;
+	CHECK_EQ(xp_transport_get_pid(t, &got), 0);
+	CHECK_EQ(*pid, got);
 	CHECK(xp_transport_get_extra_info(t, "pipe", NULL) == NULL);
 	const int *fd =
 	    xp_transport_get_extra_info(xp_transport_get_pipe_transport(t, 1), "pipe", NULL);
@@ -710,7 +713,9 @@ TEST(subprocess_cwd_env_session)
 	REQUIRE(t);
 	CHECK(rec_run_until(loop, rec_cond_lost, r, 5));
 	char want[64];
-	snprintf(want, sizeof(want), "/\nbar baz\n%d\n", (int)xp_transport_get_pid(t));
+	pid_t pid = 0;
+	CHECK_EQ(xp_transport_get_pid(t, &pid), 0);
+	snprintf(want, sizeof(want), "/\nbar baz\n%d\n", (int)pid);
 	CHECK_EQ(r->inlen, strlen(want));
 	if (r->inlen == strlen(want))
 		CHECK_MEM(r->in, want, r->inlen);
@@ -988,4 +993,208 @@ TEST(subprocess_sem_84_signal_inside_connection_lost)
 	xp_transport_release(t);
 	xp_loop_free(loop);
 	rec_free(r);
+}
+
+/* ---- a reaped child's pid given to another process ---------------------- */
+
+static int victim_fd;
+
+static void victim_term(int sig)
+{
+	char c = 'T';
+	ssize_t n = write(victim_fd, &c, 1);
+	(void)n;
+	_exit(0);
+}
+
+/* Fork, from a process that exits at once, a process with pid want: the
+ * victim.  It is then nobody's child here (init of the namespace gets it),
+ * writes its pid to fd, and 'T' on SIGTERM. */
+static pid_t spawn_victim(pid_t want, int fds[2])
+{
+	pid_t c = fork(), v = -1;
+	if (c == 0) {
+		FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+		if (!f || fprintf(f, "%d", (int)want - 1) < 0 || fclose(f) != 0)
+			_exit(1);
+		if (fork() == 0) {
+			struct sigaction sa = {.sa_handler = victim_term};
+			victim_fd = fds[1];
+			sigaction(SIGTERM, &sa, NULL);
+			pid_t me = getpid();
+			if (write(fds[1], &me, sizeof(me)) != sizeof(me))
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	waitpid(c, NULL, 0);
+	if (read(fds[0], &v, sizeof(v)) != sizeof(v))
+		return -1;
+	return v;
+}
+
+/* The child is killed and reaped behind the loop's back, its pid reused;
+ * then close().  Returns 0 if the victim survived it. */
+static int reuse_scenario(bool no_pidfd)
+{
+	xp__subprocess_no_pidfd = no_pidfd;
+	xp_loop *loop = xp_loop_new();
+	struct rec *r = rec_new(&sub_ops, loop);
+	char *argv[] = {"/bin/sleep", "100", NULL};
+	xp_transport *t = spawn_argv(loop, r, argv, NULL, NULL);
+	int fds[2];
+	char c = 0;
+	if (!t || pipe(fds) < 0)
+		return 10;
+	pid_t pid = *(const pid_t *)xp_transport_get_extra_info(t, "subprocess", NULL);
+	if (kill(pid, SIGKILL) < 0 || waitpid(pid, NULL, 0) != pid)
+		return 11;
+	if (spawn_victim(pid, fds) != pid)
+		return 12;
+	xp_transport_close(t);
+	if (!rec_run_until(loop, rec_cond_lost, r, 5))
+		return 13;
+	CHECK_EQ(returncode(t), 0); /* the code went to the other reaper */
+	kill(pid, SIGTERM);
+	if (read(fds[0], &c, 1) != 1 || c != 'T')
+		return 14; /* the victim died before our SIGTERM */
+	xp_transport_release(t);
+	xp_loop_free(loop);
+	rec_free(r);
+	return xpt_failures ? 15 : 0;
+}
+
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+/* Runs fn in a fresh pid namespace, where pids can be chosen.  The first
+ * process there is its init: it only reaps, so that fn's process is not
+ * the parent of the victim.  The namespace is made by a helper process:
+ * once its init is gone, the maker can no longer fork (nor can ASan's
+ * leak checker).  -1 if namespaces are not available. */
+static int in_pid_namespace(int (*fn)(bool), bool arg)
+{
+	int status;
+	pid_t maker = fork();
+	if (maker == 0) {
+		if (unshare(CLONE_NEWPID) < 0 && unshare(CLONE_NEWUSER | CLONE_NEWPID) < 0)
+			_exit(100);
+		pid_t init = fork();
+		if (init == 0) {
+			pid_t b = fork();
+			if (b == 0)
+				_exit(fn(arg));
+			for (;;) {
+				pid_t w = wait(&status);
+				if (w == b)
+					_exit(exit_code(status));
+				if (w < 0)
+					_exit(98);
+			}
+		}
+		if (init < 0 || waitpid(init, &status, 0) != init)
+			_exit(97);
+		_exit(exit_code(status));
+	}
+	if (maker < 0 || waitpid(maker, &status, 0) != maker)
+		return 96;
+	return exit_code(status) == 100 ? -1 : exit_code(status);
+}
+
+TEST(subprocess_close_never_signals_a_reused_pid)
+{
+	int r = in_pid_namespace(reuse_scenario, false);
+	if (r < 0) {
+		fprintf(stderr, "skipped: no pid namespace\n");
+		return;
+	}
+	CHECK_EQ(r, 0);
+}
+
+TEST(subprocess_close_never_signals_a_reused_pid_without_pidfd)
+{
+	int r = in_pid_namespace(reuse_scenario, true);
+	if (r < 0) {
+		fprintf(stderr, "skipped: no pid namespace\n");
+		return;
+	}
+	CHECK_EQ(r, 0);
+}
+
+/* ---- allocation failures ------------------------------------------------ */
+
+static int factory_calls;
+
+static xp_protocol *counting_factory(void *arg)
+{
+	factory_calls++;
+	return rec_factory_one(arg);
+}
+
+/* Kill and reap whatever children this process has left. */
+static void kill_children(void)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	FILE *f = fopen(path, "r");
+	int pid;
+	while (f && fscanf(f, "%d", &pid) == 1) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Let each allocation of the spawn fail in turn: the spawn then fails
+ * with -ENOMEM, leaves no child behind, and a protocol the factory made
+ * gets both connection_made and connection_lost. */
+TEST(subprocess_spawn_allocation_failures_leak_nothing)
+{
+	char *argv[] = {"/bin/sleep", "100", NULL};
+	int n;
+	for (n = 1; n < 200; n++) {
+		xp_loop *loop = xp_loop_new();
+		struct rec *r = rec_new(&rec_subprocess_ops, loop);
+		factory_calls = 0;
+		xp__alloc_fail_after = n;
+		xp_future *f = xp_subprocess_exec(loop, counting_factory, r, argv[0], argv, NULL);
+		bool injected = xp__alloc_fail_after <= 0;
+		xp__alloc_fail_after = 0;
+		int err = f ? xp_loop_run_until_complete(loop, f) : -errno;
+		if (err == 0) {
+			xp_transport *t = xp_future_result(f);
+			xp_transport_close(t);
+		} else {
+			CHECK_EQ(err, -ENOMEM);
+		}
+		if (factory_calls)
+			CHECK(rec_run_until(loop, rec_cond_lost, r, 5));
+		CHECK_EQ(r->nmade, factory_calls);
+		CHECK_EQ(r->nlost, factory_calls);
+		xp_future_release(f);
+		xp_loop_free(loop);
+		/* Our only child, if any, was reaped by the library. */
+		if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+			xpt_fail(__FILE__, __LINE__, "a child was left behind");
+			kill_children();
+		}
+		if (xpt_failures) {
+			fprintf(stderr, "  ^ with allocation %d failing (err %d, log \"%s\")\n", n,
+				err, r->log);
+			rec_free(r);
+			break;
+		}
+		rec_free(r);
+		if (!injected)
+			break; /* every allocation of the spawn was tried */
+	}
+	CHECK(n > 2);
 }
