@@ -122,15 +122,8 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 {
 	/* With TLS the protocol is made once the handshake succeeded, so a
 	 * failed handshake leaves no protocol that never saw a callback. */
-	xp_protocol *p = w->tls ? NULL : w->factory(w->arg);
-	xp_transport *t;
+	xp_transport *t = xp__stream_new(loop, fd, NULL);
 
-	if (!p && !w->tls) {
-		close(fd);
-		xp_future_set_error(fut, XP_ECALLBACK);
-		return;
-	}
-	t = xp__stream_new(loop, fd, w->tls ? NULL : p);
 	if (!t) {
 		int err = errno ? -errno : -ENOMEM;
 
@@ -150,7 +143,7 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 		chain_futures(fut, inner);
 		return;
 	}
-	int r = xp__transport_start(t, fut);
+	int r = xp__transport_start_with(t, fut, w->factory, w->arg);
 
 	if (r < 0)
 		xp_future_set_error(fut, r);
@@ -488,7 +481,13 @@ static struct conn *conn_new(xp_loop *loop, xp_protocol_factory factory, void *a
 	}
 	xp_list_init(&c->attempts);
 	c->refs = 2; /* the work, the caller's future's done callback */
-	xp_future_add_done_callback(c->fut, user_done, c);
+	if (xp_future_add_done_callback(c->fut, user_done, c) < 0) {
+		xp_future_release(c->fut);
+		free(c->host);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (c->opts.timeout > 0) {
 		c->deadline_at = xp_loop_time(loop) + c->opts.timeout;
 		c->deadline = xp_call_later(loop, c->opts.timeout, deadline_cb, c);

@@ -525,15 +525,9 @@ static const struct xp_transport_vt dgram_vt = {
 /* Wrap fd (ours from now on) in a started transport; waiter gets it. */
 static int dg_wrap(xp_loop *loop, int fd, xp_protocol_factory factory, void *arg, xp_future *waiter)
 {
-	xp_protocol *p;
 	struct dgram *d;
 
-	p = factory(arg);
-	if (!p) {
-		close(fd);
-		return XP_ECALLBACK;
-	}
-	d = (struct dgram *)xp__transport_new(sizeof(*d), &dgram_vt, loop, p);
+	d = (struct dgram *)xp__transport_new(sizeof(*d), &dgram_vt, loop, NULL);
 	if (!d) {
 		close(fd);
 		return -ENOMEM;
@@ -545,7 +539,7 @@ static int dg_wrap(xp_loop *loop, int fd, xp_protocol_factory factory, void *arg
 	d->has_sockname = xp__sockaddr_from_fd(fd, false, &d->sockname) == 0;
 	d->family = d->has_sockname ? d->sockname.u.sa.sa_family : AF_UNSPEC;
 	d->connected = xp__sockaddr_from_fd(fd, true, &d->peer) == 0;
-	return xp__transport_start(&d->base, waiter);
+	return xp__transport_start_with(&d->base, waiter, factory, arg);
 }
 
 /* ---- creating endpoints ---------------------------------------------- */

@@ -236,6 +236,14 @@ xp_transport *xp__transport_new(size_t size, const struct xp_transport_vt *vt, x
 /* Queue connection_made (a later iteration), then vt->made, then complete
  * waiter (may be NULL) with t. */
 int xp__transport_start(xp_transport *t, xp_future *waiter);
+/* The same for a transport made without a protocol: once the start is
+ * queued (nothing can fail after it), make the protocol with factory, so
+ * that a protocol a factory made always gets connection_made and
+ * connection_lost, even when memory runs out.  A NULL from the factory
+ * aborts t and fails waiter with XP_ECALLBACK.  A failed start aborts t
+ * (its descriptor closed) and returns the error, the factory not called. */
+int xp__transport_start_with(xp_transport *t, xp_future *waiter, xp_protocol_factory factory,
+			     void *arg);
 /* Queue connection_lost(err) exactly once; the transport is destroyed and
  * freed after it.  Safe to call repeatedly. */
 void xp__transport_lost(xp_transport *t, int err);

@@ -369,8 +369,12 @@ static int wpipe_write(xp_transport *t, const struct iovec *iov, int iovcnt, siz
 		if (sent == len)
 			return 0;
 	}
-	if (xp__wbuf_appendv(&pp->wbuf, iov, iovcnt, sent) < 0)
+	if (xp__wbuf_appendv(&pp->wbuf, iov, iovcnt, sent) < 0) {
+		/* Part may be written already: the stream is corrupt now, so
+		 * the transport fails, as a stream transport does. */
+		xp__transport_fatal(t, -ENOMEM, "Fatal error: out of memory buffering a write");
 		return -ENOMEM;
+	}
 	pipe_update_io(pp);
 	xp__fc_check_pause(t);
 	return 0;
@@ -456,8 +460,8 @@ static xp_future *pipe_connect(xp_loop *loop, xp_protocol_factory factory, void 
 {
 	struct stat st;
 	xp_future *fut;
-	xp_protocol *p;
 	xp_transport *t;
+	int err;
 
 	if (!loop || !factory) {
 		errno = EINVAL;
@@ -470,19 +474,15 @@ static xp_future *pipe_connect(xp_loop *loop, xp_protocol_factory factory, void 
 		xp_future_set_error(fut, -EBADF);
 		return fut;
 	}
-	p = factory(arg);
-	if (!p) {
-		close(fd);
-		xp_future_set_error(fut, XP_ECALLBACK);
-		return fut;
-	}
-	t = xp__pipe_new(loop, fd, writer, p);
+	t = xp__pipe_new(loop, fd, writer, NULL);
 	if (!t) {
 		close(fd);
 		xp_future_set_error(fut, -ENOMEM);
 		return fut;
 	}
-	xp__transport_start(t, fut);
+	err = xp__transport_start_with(t, fut, factory, arg);
+	if (err < 0)
+		xp_future_set_error(fut, err);
 	return fut;
 }
 

@@ -151,15 +151,8 @@ static void server_report(struct xp_server *s, const char *msg, int err)
 
 static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 {
-	/* TLS makes the protocol after the handshake (see xp__tls_wrap). */
-	xp_protocol *p = s->tls ? NULL : s->factory(s->arg);
-	xp_transport *t;
+	xp_transport *t = xp__stream_new_accepted(s->loop, fd, NULL, peer);
 
-	if (!p && !s->tls) {
-		close(fd);
-		return;
-	}
-	t = xp__stream_new_accepted(s->loop, fd, s->tls ? NULL : p, peer);
 	if (!t) {
 		server_report(s, "Error creating a transport for an accepted connection",
 			      errno ? -errno : -ENOMEM);
@@ -167,7 +160,8 @@ static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 		return;
 	}
 	if (s->tls) {
-		/* The TLS layer attaches its transport to the server itself. */
+		/* TLS makes the protocol after the handshake, and attaches its
+		 * transport to the server itself. */
 		xp_future *f = xp__tls_wrap(s->loop, t, NULL, s->factory, s->arg, s->tls, 1, NULL,
 					    s->handshake_timeout, s);
 		if (f)
@@ -175,7 +169,7 @@ static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 		return;
 	}
 	xp__server_attach(s, t);
-	xp__transport_start(t, NULL);
+	xp__transport_start_with(t, NULL, s->factory, s->arg);
 }
 
 static int listener_retry(void *arg)

@@ -59,7 +59,9 @@ static int start_cb(void *arg)
 	xp_transport *t = arg;
 	xp_future *waiter = t->waiter;
 	t->waiter = NULL;
-	if (!t->lost) {
+	/* Refused by its factory (xp__transport_start_with): nothing to make. */
+	bool refused = !t->protocol && t->lost_scheduled;
+	if (!t->lost && !refused) {
 		t->made = true;
 		xp_protocol *p = t->protocol;
 		if (p && p->ops && p->ops->connection_made)
@@ -71,7 +73,7 @@ static int start_cb(void *arg)
 	if (waiter) {
 		if (xp_future_cancelled(waiter))
 			xp_transport_close(t);
-		else if (t->lost)
+		else if (t->lost || refused)
 			xp_future_set_error(waiter, t->lost_err ? t->lost_err : XP_ECLOSED);
 		else if (xp_future_set_result_owned(waiter, xp_transport_retain(t),
 						    release_transport) < 0)
@@ -92,6 +94,21 @@ int xp__transport_start(xp_transport *t, xp_future *waiter)
 		xp_transport_release(t);
 		return XP_ECLOSED;
 	}
+	return 0;
+}
+
+int xp__transport_start_with(xp_transport *t, xp_future *waiter, xp_protocol_factory factory,
+			     void *arg)
+{
+	int err = xp__transport_start(t, waiter);
+
+	if (err < 0) {
+		xp_transport_abort(t); /* no protocol yet: no callback, fd closed */
+		return err;
+	}
+	t->protocol = factory(arg);
+	if (!t->protocol)
+		xp__transport_fatal(t, XP_ECALLBACK, NULL);
 	return 0;
 }
 
