@@ -50,12 +50,16 @@ int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size
 	switch (sa->sa_family) {
 	case AF_INET: {
 		const struct sockaddr_in *in = (const void *)sa;
+		if (len < (socklen_t)sizeof(*in))
+			return -EINVAL; /* the address is not all there */
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		n = snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
 		break;
 	}
 	case AF_INET6: {
 		const struct sockaddr_in6 *in6 = (const void *)sa;
+		if (len < (socklen_t)sizeof(*in6))
+			return -EINVAL;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		n = snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
 		break;
