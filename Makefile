@@ -61,13 +61,15 @@ CLI_SRCS  := $(wildcard cli/*.c)
 # other files are mid-edit); the default is all of them.
 UNIT_SRCS := $(if $(UNIT_FILES),tests/unit/main.c $(UNIT_FILES:%=tests/unit/%.c),$(wildcard tests/unit/*.c))
 EX_SRCS   := $(wildcard examples/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 
 OBJ       := $(BUILDDIR)/obj
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OBJ)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(OBJ)/%.o)
 EX_OBJS   := $(EX_SRCS:%.c=$(OBJ)/%.o)
-ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(UNIT_OBJS) $(EX_OBJS)
+FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(OBJ)/%.o)
+ALL_OBJS  := $(LIB_OBJS) $(CLI_OBJS) $(UNIT_OBJS) $(EX_OBJS) $(FUZZ_OBJS)
 
 STATIC    := $(BUILDDIR)/libxport.a
 SHARED    := $(BUILDDIR)/libxport.so.$(VERSION)
@@ -95,7 +97,7 @@ VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=definite,indirect \
 FORMAT_FILES = $(shell find src cli tests examples -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli test-coverage test-format \
-	demo bench install uninstall clean format format-check FORCE
+	test-fuzz-replay fuzz fuzz-merge fuzz-bins demo bench install uninstall clean format format-check FORCE
 .DELETE_ON_ERROR:
 
 all: $(ALL_TARGETS)
@@ -197,6 +199,57 @@ bench:
 	+$(MAKE) --no-print-directory all
 	BUILDDIR='$(BUILDDIR)' tests/bench/run.sh
 
+# ---------------------------------------------------------------- fuzzing
+# tests/fuzz/README.md explains the harnesses and the corpora.
+#   make fuzz [FUZZ=args] [FUZZ_SECONDS=60]   libFuzzer campaigns (clang)
+#   make fuzz-merge [FUZZ=args]               new coverage into the corpus
+#   make test-fuzz-replay                     every corpus file, gcc ASan
+
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ         ?= $(FUZZ_NAMES)
+FUZZ_SECONDS ?= 60
+# libfuzzer: link libFuzzer's main; replay: tests/fuzz/driver.c's.
+FUZZ_MAIN    ?= replay
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILDDIR)/fuzz/%)
+CLI_LIB      := $(BUILDDIR)/libxportcli.a
+FUZZ_CFLAGS  := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=all
+
+ifeq ($(FUZZ_MAIN),libfuzzer)
+FUZZ_DRIVER  :=
+FUZZ_LINK    := -fsanitize=fuzzer
+else
+FUZZ_DRIVER  := $(OBJ)/tests/fuzz/driver.o
+FUZZ_LINK    :=
+endif
+
+# The front end without its main(), for the harnesses that call into it.
+$(CLI_LIB): $(filter-out $(OBJ)/cli/main.o,$(CLI_OBJS)) $(BUILDDIR)/cli.srcs
+	rm -f $@
+	$(AR) rcs $@ $(filter-out $(OBJ)/cli/main.o,$(CLI_OBJS))
+
+$(FUZZ_BINS): $(BUILDDIR)/fuzz/%: $(OBJ)/tests/fuzz/fuzz_%.o $(FUZZ_DRIVER) $(CLI_LIB) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LINK_FLAGS) $(FUZZ_LINK) -o $@ $< $(FUZZ_DRIVER) $(CLI_LIB) $(STATIC) \
+		$(LIBS) $(CLI_LIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# In `make test` (stage fuzz-replay): shares build-asan/ with test-asan.
+test-fuzz-replay:
+	+@$(MAKE) --no-print-directory -s BUILDDIR=build-asan EXTRA_CFLAGS='$(ASAN_FLAGS)' fuzz-bins
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests/fuzz/replay.sh build-asan/fuzz $(FUZZ_NAMES)
+
+fuzz:
+	@.ci/deps.sh fuzz
+	+@$(MAKE) --no-print-directory BUILDDIR=build-fuzz CC=clang FUZZ_MAIN=libfuzzer \
+		EXTRA_CFLAGS='$(FUZZ_CFLAGS)' fuzz-bins
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' tests/fuzz/campaign.sh build-fuzz $(FUZZ)
+
+fuzz-merge:
+	tests/fuzz/campaign.sh -merge build-fuzz $(FUZZ)
+
 # ---------------------------------------------------------------- install
 
 BASH_COMPLETION ?= completions/xport.bash
@@ -235,7 +288,8 @@ uninstall:
 # ---------------------------------------------------------------- misc
 
 clean:
-	rm -rf build build-asan build-poll $(filter-out build build-asan build-poll,$(filter build%,$(BUILDDIR)))
+	rm -rf build build-asan build-poll build-fuzz \
+		$(filter-out build build-asan build-poll build-fuzz,$(filter build%,$(BUILDDIR)))
 
 FORCE:
 

@@ -2,6 +2,7 @@
 # Ensure the Debian packages needed to build and test xport are installed.
 #   .ci/deps.sh         build + test dependencies
 #   .ci/deps.sh bench   also the benchmark dependencies
+#   .ci/deps.sh fuzz    also clang's libFuzzer (make fuzz; make test needs none)
 # Silent and fast when everything is present. As root, installs what is
 # missing; otherwise prints the apt-get line to run and exits 1.
 set -euo pipefail
@@ -11,7 +12,8 @@ pkgs=(gcc make pkg-config libssl-dev libreadline-dev bats valgrind python3
 case "${1:-}" in
 "") ;;
 bench) pkgs+=(python3-uvloop socat ncat) ;;
-*) echo "usage: $0 [bench]" >&2; exit 64 ;;
+fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+*) echo "usage: $0 [bench|fuzz]" >&2; exit 64 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -137,15 +137,20 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 
 	if (!c->n_rules)
 		return 1;
-	if (!sa)
+	if (!sa || len < (socklen_t)sizeof(sa_family_t))
 		return 0;
+	/* A truncated address cannot match a rule: refuse it. */
 	if (sa->sa_family == AF_INET) {
+		if (len < (socklen_t)sizeof(struct sockaddr_in))
+			return 0;
 		family = AF_INET;
 		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a6 =
 		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 
+		if (len < (socklen_t)sizeof(struct sockaddr_in6))
+			return 0;
 		if (IN6_IS_ADDR_V4MAPPED(a6)) {
 			family = AF_INET;
 			memcpy(addr, &a6->s6_addr[12], 4);
@@ -166,7 +171,7 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 
 void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
-	if (sa && sa->sa_family == AF_INET6) {
+	if (sa && len >= (socklen_t)sizeof(struct sockaddr_in6) && sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const void *)sa;
 
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {

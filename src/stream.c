@@ -362,6 +362,10 @@ static ssize_t splice_in(struct stream *s, size_t *want)
 		xp__io_stop(s->base.loop, &s->io, XP_IO_READ);
 		return -EAGAIN;
 	}
+	/* One read size at a time, as recv() would: the destination's high
+	 * watermark then pauses us within one chunk, not one pipe. */
+	if (s->base.read_size && s->base.read_size < *want)
+		*want = s->base.read_size;
 	do
 		n = splice(s->fd, NULL, d->pipe_wr, NULL, *want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	while (n < 0 && errno == EINTR);

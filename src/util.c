@@ -84,7 +84,7 @@ int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size
 	case AF_INET: {
 		const struct sockaddr_in *in = (const void *)sa;
 		if (len < (socklen_t)sizeof(*in))
-			return -EINVAL;
+			return -EINVAL; /* the address is not all there */
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		n = snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
 		break;

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Full test suite, run by `make test`.
 #
-# Stages (select with XP_STAGES, default "coverage unit asan valgrind poll cli"):
+# Stages (select with XP_STAGES, default "format coverage unit asan valgrind poll
+# fuzz-replay cli"):
 #   format    the sources follow .clang-format
 #   coverage  every case of semantics.md has a sem_N unit test
 #   unit      build/tests/unit
 #   asan      the same under ASan+UBSan (build-asan/)
 #   valgrind  build/tests/unit under valgrind memcheck
 #   poll      the unit tests with the poll backend (build-poll/)
+#   fuzz-replay  every tests/fuzz/corpus file through its harness under
+#             ASan+UBSan (gcc, build-asan/); one test per corpus file
 #   cli       bats --tap tests/cli/*.bats
 # Each stage builds what it needs; a stage that fails to build or crashes
 # counts as at least one failure. The last line is always "N passed, N failed".
@@ -15,7 +18,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MAKE=${MAKE:-make}
-STAGES=${XP_STAGES:-format coverage unit asan valgrind poll cli}
+STAGES=${XP_STAGES:-format coverage unit asan valgrind poll fuzz-replay cli}
 total_pass=0
 total_fail=0
 summaries=()
@@ -51,7 +54,7 @@ run_stage() {
 
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))
-	summaries+=("$(printf '%-9s %4d passed, %4d failed  (exit %d)' "$name" "$pass" "$fail" "$rc")")
+	summaries+=("$(printf '%-11s %4d passed, %4d failed  (exit %d)' "$name" "$pass" "$fail" "$rc")")
 }
 
 for stage in $STAGES; do
@@ -60,18 +63,19 @@ for stage in $STAGES; do
 	asan) run_stage asan unit test-asan ;;
 	valgrind) run_stage valgrind unit test-valgrind ;;
 	poll) run_stage poll unit test-poll ;;
+	fuzz-replay) run_stage fuzz-replay tap test-fuzz-replay ;;
 	cli)
 		if compgen -G 'tests/cli/*.bats' >/dev/null; then
 			run_stage cli tap test-cli
 		else
-			summaries+=("$(printf '%-9s skipped (no tests/cli/*.bats)' cli)")
+			summaries+=("$(printf '%-11s skipped (no tests/cli/*.bats)' cli)")
 		fi
 		;;
 	coverage) run_stage coverage tap test-coverage ;;
 	format) run_stage format unit test-format ;;
 	*)
 		echo "unknown stage '$stage'" >&2
-		summaries+=("$(printf '%-9s unknown stage' "$stage")")
+		summaries+=("$(printf '%-11s unknown stage' "$stage")")
 		total_fail=$((total_fail + 1))
 		;;
 	esac
