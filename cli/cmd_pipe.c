@@ -447,6 +447,10 @@ static int child_status(struct pipe_ctx *px, int st)
 
 	if (px->spawn_status)
 		return px->spawn_status;
+	/* Stopped by a signal: 128+N, or 0 for a listener; the child only
+	 * died of the --signal passed on to it. */
+	if (px->run.stopping)
+		return st;
 	if (st || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
 		return st;
 	/* sh's own "not found" / "not executable", or a signal. */
@@ -472,6 +476,7 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 		return st;
 	px.run.single = !xp_cli_keep_open(cli);
 	px.run.on_stop = pipe_on_stop;
+	px.run.at_once = !is_listen(&cli->ep[0]) && !is_listen(&cli->ep[1]);
 	if ((st = xp_run_signals(&px.run)) != 0)
 		return st;
 	for (int i = 0; i < 2; i++) {

@@ -177,17 +177,6 @@ static void attempt(struct client *c)
 	xp_future_add_done_callback(f, connected, c);
 }
 
-/* SIGINT/SIGTERM while still connecting: give up at once. */
-static void client_on_stop(struct xp_run *r)
-{
-	struct client *c = XP_CONTAINER_OF(r, struct client, run);
-
-	if (!c->relay && !c->itr) {
-		xp_run_fail(r, 0);
-		xp_loop_stop(r->loop);
-	}
-}
-
 static int run_interactive(struct client *c)
 {
 	int st = XP_EXIT_FAIL;
@@ -223,7 +212,7 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	if ((st = xp_run_init(&c.run, cli)) != 0)
 		return st;
 	c.run.single = 1;
-	c.run.on_stop = client_on_stop;
+	c.run.at_once = 1;
 	if ((st = xp_run_signals(&c.run)) != 0)
 		return st;
 	if (cli->wait_for >= 0)

@@ -103,7 +103,11 @@ struct xp_run {
 	int nservers;
 	int no_more;  /* nothing new will start: stop when idle */
 	int stopping; /* a first SIGINT/SIGTERM was handled */
-	int status;   /* exit status so far */
+	/* The command does not listen (tcp-client, subprocess without
+	 * --listen, pipe without a listening endpoint): the first signal
+	 * stops it at once, as nc does, instead of the servers' --grace. */
+	int at_once;
+	int status; /* exit status so far */
 	int status_set;
 	int worker; /* a --workers thread (no signal handlers) */
 	xp_handle *grace;
