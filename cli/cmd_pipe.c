@@ -441,24 +441,25 @@ static int make_tls(struct pipe_ctx *px)
 	return 0;
 }
 
+/*
+ * As `subprocess` does: the exec: child's status when it is not 0 (128+N
+ * for signal N, sh's 126/127 included), the relay's own otherwise.  Not
+ * when a signal stopped xport (128+N, or 0 for a listener: the child only
+ * died of the --signal passed on), nor for -k, with no one child.
+ */
 static int child_status(struct pipe_ctx *px, int st)
 {
 	int code;
 
 	if (px->spawn_status)
 		return px->spawn_status;
-	/* Stopped by a signal: 128+N, or 0 for a listener; the child only
-	 * died of the --signal passed on to it. */
 	if (px->run.stopping)
 		return st;
-	if (st || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
+	if (!px->run.single || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
 		return st;
-	/* sh's own "not found" / "not executable", or a signal. */
-	if (code == 126 || code == 127)
-		return code;
 	if (code < 0)
 		return 128 - code;
-	return st;
+	return code ? code : st;
 }
 
 int xp_cmd_pipe(const struct xp_cli *cli)

@@ -231,6 +231,37 @@ PYEOF
 	[ ! -s "$T/fg.out" ]
 }
 
+@test "exec: the child's status when not 0, 128+N for a signal, else the relay's" {
+	# stdin still open when the child ends: `sleep 2 | xport pipe - exec:false`
+	run_xp 5 pipe - exec:false < <(sleep 2)
+	[ "$status" -eq 1 ]
+	[ -z "$err" ]
+	run_xp 5 pipe - 'exec:exit 3' < <(sleep 2)
+	[ "$status" -eq 3 ]
+	run_xp 5 pipe exec:false - </dev/null
+	[ "$status" -eq 1 ]
+	run_xp 5 pipe - 'exec:kill -TERM $$' < <(sleep 2)
+	[ "$status" -eq 143 ]
+	run_xp 5 pipe - 'exec:kill -9 $$' </dev/null
+	[ "$status" -eq 137 ]
+	# output still delivered before the status
+	run_xp 5 pipe - 'exec:cat; exit 4' <<<data
+	[ "$status" -eq 4 ]
+	[ "$(cat "$T/fg.out")" = data ]
+	run_xp 5 pipe - exec:cat <<<data
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/fg.out")" = data ]
+}
+
+@test "exec: with -k the child's status is not the server's" {
+	bg_xport l pipe -k tcp-listen:127.0.0.1:0 'exec:exit 5'
+	wait_ready l
+	timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" </dev/null
+	kill -TERM "$BG_PID"
+	wait_exit "$BG_PID"
+	[ "$RC" -eq 0 ]
+}
+
 @test "exec: command not executable: 126" {
 	printf 'echo x\n' >"$T/noexec"
 	chmod 644 "$T/noexec"
