@@ -111,6 +111,14 @@ static void connected(xp_future *f, void *arg)
 		return;
 	}
 	xp_future_release(f);
+	if (err == -ECONNRESET && c->cli->check) {
+		/* Accepted, then reset before the connect was seen: --check
+		 * asks whether the server is reachable, and it is (nc -z). */
+		xp_log(1, "connected to %s (then reset)", c->name);
+		r->no_more = 1;
+		xp_loop_stop(r->loop);
+		return;
+	}
 	c->last_err = err;
 	if (c->relay) {
 		/* Failed after the transport existed (TLS handshake). */

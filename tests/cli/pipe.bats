@@ -223,6 +223,24 @@ PYEOF
 	one_error_line "unix:$T/nosock"
 }
 
+@test "tcp: reset just after the connection is made: exit 1, not 69" {
+	reset_server now
+	for i in 1 2 3 4 5; do
+		run_xp 5 pipe - "tcp:127.0.0.1:$PORT" < <(sleep 5)
+		[ "$status" -eq 1 ] || { echo "try $i: exit $status: $err"; return 1; }
+		one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+	done
+}
+
+@test "tcp: reset after bytes came: exit 1, the bytes delivered, one line" {
+	reset_server after-data
+	rm -f "$T/fg.out"
+	run_xp 10 pipe - "tcp:127.0.0.1:$PORT" < <(ack_after_hello "$T/fg.out")
+	[ "$status" -eq 1 ]
+	[ "$(cat "$T/fg.out")" = hello ]
+	one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+}
+
 @test "--no-half-close: EOF on one side closes both" {
 	bg_xport l pipe tcp-listen:127.0.0.1:0 'exec:sleep 5; echo late'
 	wait_ready l
