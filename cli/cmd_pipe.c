@@ -22,6 +22,8 @@
 
 struct pipe_ctx;
 
+#define UDP_READ_SIZE (64 * 1024)
+
 struct lsn {
 	struct xp_gate_cfg gate;
 	struct pipe_ctx *px;
@@ -312,8 +314,13 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 	 * is the relay's EOF wait, so the relay does not run a second timer
 	 * for it (the two would fire together and the relay's would win,
 	 * turning the clean end into a timeout). */
-	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP)
+	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP) {
 		ro.eof_timeout = 0;
+		/* Its packets must be read whole (a shorter read of a
+		 * SOCK_SEQPACKET drops the rest) and fit the socket pair's
+		 * buffer: 64K holds the largest datagram. */
+		ro.proto.read_size = UDP_READ_SIZE;
+	}
 	r = xp_relay_new(px->run.loop, &ro);
 	if (!r) {
 		xp_run_conn_end(c, NULL);

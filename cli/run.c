@@ -277,8 +277,24 @@ struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
 	r->head.prev->next = c;
 	r->head.prev = c;
 	r->nconns++;
-	r->started++;
+	c->id = ++r->started;
 	return c;
+}
+
+struct xp_conn *xp_run_conn_find(struct xp_run *r, unsigned long id)
+{
+	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+struct xp_conn *xp_run_conn_of_relay(struct xp_run *r, const xp_relay *rl)
+{
+	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+		if (c->relay == rl)
+			return c;
+	return NULL;
 }
 
 static void h_start(void *arg, const xp_conn_stats *st)

@@ -129,6 +129,78 @@ assert err == b"", err
 PYEOF
 }
 
+@test "udp: endpoint: a chunk over 65507 bytes is split, every byte arrives" {
+	head -c 200000 /dev/urandom >"$T/in"
+	$PY - "$XPORT" "$T/in" <<'PYEOF'
+import socket, subprocess, sys
+xport, path = sys.argv[1], sys.argv[2]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# room for everything even if xport outruns us: UDP may not drop here
+r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+p = subprocess.Popen([xport, "pipe", "-", "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=open(path, "rb"), stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE)
+want = open(path, "rb").read()
+got, sizes = b"", []
+while len(got) < len(want):
+    d = r.recv(1 << 17)
+    sizes.append(len(d))
+    got += d
+_, err = p.communicate(timeout=5)
+assert p.returncode == 0, (p.returncode, err)
+assert err == b"", err
+assert got == want, (len(got), sizes)
+assert max(sizes) <= 65507 and len(sizes) >= 4, sizes
+PYEOF
+}
+
+@test "udp: endpoint: a datagram the peer refuses is an error: exit 1, one line" {
+	local p
+	p="$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	run_xp 5 pipe - "udp:127.0.0.1:$p" <<<hello
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+	head -c 200000 /dev/zero >"$T/in"
+	run_xp 5 pipe - "udp:127.0.0.1:$p" <"$T/in"
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+	# the other endpoint first: the line still names the udp: one
+	run_xp 5 pipe "udp:127.0.0.1:$p" - <<<hello
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+}
+
+@test "udp: endpoint: the largest replies arrive whole, even with --read-size 1K" {
+	$PY - "$XPORT" <<'PYEOF'
+import os, socket, subprocess, sys, threading, time
+xport = sys.argv[1]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+rfd, wfd = os.pipe()
+p = subprocess.Popen([xport, "pipe", "--read-size", "1K", "--eof-timeout", "2", "-",
+                      "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=rfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(rfd)
+got = []
+th = threading.Thread(target=lambda: got.append(p.stdout.read()))
+th.start()
+os.write(wfd, b"q")
+_, a = r.recvfrom(65536)
+want = b"".join(bytes([65 + i]) * 65507 for i in range(8))
+for i in range(8):
+    r.sendto(bytes([65 + i]) * 65507, a)
+    time.sleep(0.02)      # no faster than loopback UDP keeps
+os.close(wfd)
+th.join(10)
+p.wait(timeout=5)
+assert p.returncode == 0, (p.returncode, p.stderr.read())
+assert got[0] == want, (len(got[0]), sorted(set(got[0])))
+PYEOF
+}
+
 @test "udp: endpoint: a timeout names it udp:HOST:PORT, never a bare unix:" {
 	bg_xport u udp-echo 127.0.0.1:0
 	wait_ready u
