@@ -65,6 +65,9 @@ xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
 	return xp_create_connection(loop, f, arg, a->host[0] ? a->host : "localhost", a->port, o);
 }
 
+/* A reset is not here: it needs an established connection (a refusal is
+ * ECONNREFUSED), so it is the runtime failure 1 even when it comes as the
+ * result of the connect or of a TLS handshake. */
 int xp_cli_connect_status(int err)
 {
 	switch (err) {
@@ -78,7 +81,6 @@ int xp_cli_connect_status(int err)
 	case -ENETDOWN:
 	case -EADDRNOTAVAIL:
 	case -ENOENT: /* unix socket path */
-	case -ECONNRESET:
 	case -EAFNOSUPPORT:
 	case XP_ERESOLVE:
 		return XP_EXIT_UNAVAILABLE;

@@ -22,6 +22,8 @@
 
 struct pipe_ctx;
 
+#define UDP_READ_SIZE (64 * 1024)
+
 struct lsn {
 	struct xp_gate_cfg gate;
 	struct pipe_ctx *px;
@@ -316,8 +318,13 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 	 * is the relay's EOF wait, so the relay does not run a second timer
 	 * for it (the two would fire together and the relay's would win,
 	 * turning the clean end into a timeout). */
-	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP)
+	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP) {
 		ro.eof_timeout = 0;
+		/* Its packets must be read whole (a shorter read of a
+		 * SOCK_SEQPACKET drops the rest) and fit the socket pair's
+		 * buffer: 64K holds the largest datagram. */
+		ro.proto.read_size = UDP_READ_SIZE;
+	}
 	r = xp_relay_new(px->run.loop, &ro);
 	if (!r) {
 		xp_run_conn_end(c, NULL);
@@ -445,20 +452,25 @@ static int make_tls(struct pipe_ctx *px)
 	return 0;
 }
 
+/*
+ * As `subprocess` does: the exec: child's status when it is not 0 (128+N
+ * for signal N, sh's 126/127 included), the relay's own otherwise.  Not
+ * when a signal stopped xport (128+N, or 0 for a listener: the child only
+ * died of the --signal passed on), nor for -k, with no one child.
+ */
 static int child_status(struct pipe_ctx *px, int st)
 {
 	int code;
 
 	if (px->spawn_status)
 		return px->spawn_status;
-	if (st || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
+	if (px->run.stopping)
 		return st;
-	/* sh's own "not found" / "not executable", or a signal. */
-	if (code == 126 || code == 127)
-		return code;
+	if (!px->run.single || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
+		return st;
 	if (code < 0)
 		return 128 - code;
-	return st;
+	return code ? code : st;
 }
 
 int xp_cmd_pipe(const struct xp_cli *cli)
@@ -476,6 +488,7 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 		return st;
 	px.run.single = !xp_cli_keep_open(cli);
 	px.run.on_stop = pipe_on_stop;
+	px.run.at_once = !is_listen(&cli->ep[0]) && !is_listen(&cli->ep[1]);
 	if ((st = xp_run_signals(&px.run)) != 0)
 		return st;
 	for (int i = 0; i < 2; i++) {

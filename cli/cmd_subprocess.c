@@ -243,15 +243,17 @@ static int start_listen(struct sub *s)
 	return xp_cli_ready_server(s->cli, srv);
 }
 
-/* 128+N for a signal; the child's code otherwise. */
+/* 128+N for a signal; the child's code otherwise.  A signal to xport
+ * decides on its own (128+N, or 0 for a listener stopped gracefully): the
+ * child then only died of the --signal passed on to it. */
 static int child_status(struct sub *s, int st)
 {
 	int code;
 
 	if (s->spawn_status)
 		return s->spawn_status;
-	if (s->run.status_set && s->run.status >= 128)
-		return s->run.status; /* a second signal */
+	if (s->run.stopping)
+		return st;
 	if (!s->child || xp_transport_get_returncode(s->child, &code) < 0)
 		return st;
 	if (code < 0)
@@ -275,6 +277,7 @@ int xp_cmd_subprocess(const struct xp_cli *cli)
 	if ((st = xp_run_init(&s.run, cli)) != 0)
 		return st;
 	s.run.single = cli->sub_mode != XP_SUB_LISTEN || !xp_cli_keep_open(cli);
+	s.run.at_once = cli->sub_mode != XP_SUB_LISTEN;
 	if ((st = xp_run_signals(&s.run)) != 0)
 		return st;
 	switch (cli->sub_mode) {

@@ -113,6 +113,14 @@ static void connected(xp_future *f, void *arg)
 		return;
 	}
 	xp_future_release(f);
+	if (err == -ECONNRESET && c->cli->check) {
+		/* Accepted, then reset before the connect was seen: --check
+		 * asks whether the server is reachable, and it is (nc -z). */
+		xp_log(1, "connected to %s (then reset)", c->name);
+		r->no_more = 1;
+		xp_loop_stop(r->loop);
+		return;
+	}
 	c->last_err = err;
 	if (c->relay) {
 		/* Failed after the transport existed (TLS handshake). */
@@ -179,17 +187,6 @@ static void attempt(struct client *c)
 	xp_future_add_done_callback(f, connected, c);
 }
 
-/* SIGINT/SIGTERM while still connecting: give up at once. */
-static void client_on_stop(struct xp_run *r)
-{
-	struct client *c = XP_CONTAINER_OF(r, struct client, run);
-
-	if (!c->relay && !c->itr) {
-		xp_run_fail(r, 0);
-		xp_loop_stop(r->loop);
-	}
-}
-
 static int run_interactive(struct client *c)
 {
 	int st = XP_EXIT_FAIL;
@@ -225,7 +222,7 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	if ((st = xp_run_init(&c.run, cli)) != 0)
 		return st;
 	c.run.single = 1;
-	c.run.on_stop = client_on_stop;
+	c.run.at_once = 1;
 	if ((st = xp_run_signals(&c.run)) != 0)
 		return st;
 	if (cli->wait_for >= 0)

@@ -6,8 +6,11 @@
  *
  * Signals: the first SIGINT/SIGTERM closes the listeners and lets the open
  * connections finish for at most --grace seconds, then aborts them with a
- * TCP reset (exit 0).  A second one aborts at once (exit 128+N).  SIGUSR1
- * prints an `end=open` stats line per open connection.
+ * TCP reset (exit 0).  A second one aborts at once (exit 128+N), and so
+ * does the first one for a command that does not listen: a user stopping
+ * a client is not waiting for a clean end, and the reset tells the peer
+ * the transfer was cut.  SIGUSR1 prints an `end=open` stats line per open
+ * connection.
  */
 #include <errno.h>
 #include <signal.h>
@@ -177,8 +180,8 @@ void xp_run_usr1(struct xp_run *r)
 
 static void on_signal(struct xp_run *r, int sig)
 {
-	if (r->stopping) {
-		xp_log(1, "signal %d again: aborting", sig);
+	if (r->stopping || r->at_once) {
+		xp_log(1, "signal %d%s: aborting", sig, r->stopping ? " again" : "");
 		xp_run_abort(r, 128 + sig);
 		return;
 	}
@@ -274,8 +277,24 @@ struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
 	r->head.prev->next = c;
 	r->head.prev = c;
 	r->nconns++;
-	r->started++;
+	c->id = ++r->started;
 	return c;
+}
+
+struct xp_conn *xp_run_conn_find(struct xp_run *r, unsigned long id)
+{
+	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+struct xp_conn *xp_run_conn_of_relay(struct xp_run *r, const xp_relay *rl)
+{
+	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+		if (c->relay == rl)
+			return c;
+	return NULL;
 }
 
 static void h_start(void *arg, const xp_conn_stats *st)

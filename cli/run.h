@@ -80,6 +80,7 @@ struct xp_run;
 struct xp_conn {
 	struct xp_conn *prev, *next;
 	struct xp_run *run;
+	unsigned long id;	 /* unique in the run (r->started) */
 	xp_transport *t;	 /* retained: the socket to reset on abort */
 	xp_relay *relay;	 /* when relay based */
 	const xp_conn_stats *st; /* between on_start and the end */
@@ -103,7 +104,11 @@ struct xp_run {
 	int nservers;
 	int no_more;  /* nothing new will start: stop when idle */
 	int stopping; /* a first SIGINT/SIGTERM was handled */
-	int status;   /* exit status so far */
+	/* The command does not listen (tcp-client, subprocess without
+	 * --listen, pipe without a listening endpoint): the first signal
+	 * stops it at once, as nc does, instead of the servers' --grace. */
+	int at_once;
+	int status; /* exit status so far */
 	int status_set;
 	int worker; /* a --workers thread (no signal handlers) */
 	xp_handle *grace;
@@ -139,6 +144,10 @@ void xp_run_abort(struct xp_run *r, int status);
 void xp_run_usr1(struct xp_run *r);
 
 struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t);
+/* The open connection with this id, or of this relay; NULL once ended.
+ * Lets a helper that may outlive a relay reach it only while it is. */
+struct xp_conn *xp_run_conn_find(struct xp_run *r, unsigned long id);
+struct xp_conn *xp_run_conn_of_relay(struct xp_run *r, const xp_relay *rl);
 /* Proto options (watermarks, read size, idle timeout, hooks) for conn. */
 void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay);
 void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro);

@@ -7,7 +7,13 @@
  * one side of the pair, and this adapter sits on the other, turning each
  * packet (each chunk the relay writes) into one datagram and each
  * datagram received into one packet.  Packets keep their boundaries, so
- * "each chunk read from the other side is one datagram" holds.
+ * "each chunk read from the other side is one datagram" holds, except
+ * that a chunk over the largest datagram (65507 bytes) is split.
+ *
+ * A datagram that cannot be sent (EMSGSIZE, ECONNREFUSED from the peer's
+ * port unreachable, ...) ends the relay with an error, never a silent
+ * drop.  The UDP socket's send queue is bounded: when it is full the pair
+ * is no longer read, so the relay stops reading its other end.
  *
  * UDP has no EOF: when the other side ends, replies are still accepted
  * for `linger` seconds (--eof-timeout, default 0.5 s, like socat -t; 0:
@@ -33,9 +39,15 @@ struct udpa {
 	xp_handle *timer;
 	int refs;
 	int ending;
-	int failed; /* the UDP socket could not be made */
+	int failed;	    /* the UDP socket could not be made */
+	int send_failed;    /* a datagram could not be sent: the relay ends */
+	unsigned long conn; /* the relay's connection (xp_run_conn_find) */
+	int end;	    /* our end of that relay */
 	char name[300];
 };
+
+/* The largest UDP payload over IPv4 (65535 - 8 - 20). */
+#define UDP_MAX 65507
 
 static struct udpa *all;
 
@@ -62,19 +74,13 @@ static void sp_made(xp_protocol *p, xp_transport *t)
 	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
 
 	u->st = t;
+	/* Nothing queued behind a packet: a flush of several would send
+	 * them as one, which the relay reads cut at its read size. */
+	xp_transport_set_write_buffer_limits(t, 0, 0);
 	if (u->failed)
 		xp_transport_abort(t);
 	else if (!u->dt)
 		xp_transport_pause_reading(t); /* until the UDP socket exists */
-}
-
-static int sp_data(xp_protocol *p, const void *data, size_t len)
-{
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
-
-	if (u->dt)
-		xp_transport_sendto(u->dt, data, len, NULL, 0);
-	return 0;
 }
 
 static void linger_end(struct udpa *u)
@@ -83,6 +89,44 @@ static void linger_end(struct udpa *u)
 		xp_transport_close(u->dt);
 	if (u->st)
 		xp_transport_close(u->st);
+}
+
+/* The one failure line (the relay's stats end may be the other side, so
+ * the adapter names itself), then the relay ends with the error: its
+ * other end is closed as after an EOF, what it read is written out. */
+static void send_failed(struct udpa *u, int err)
+{
+	struct xp_run *r = u->run;
+	struct xp_conn *c;
+
+	if (u->send_failed)
+		return;
+	u->send_failed = 1;
+	if (r->single && !r->status_set && !r->stopping) {
+		xp_err("udp:%s: %s", u->name, xp_cli_strerror(err));
+		xp_run_fail(r, XP_EXIT_FAIL);
+	}
+	c = xp_run_conn_find(r, u->conn);
+	if (c && c->relay)
+		xp_relay_fail_end(c->relay, u->end, err);
+	linger_end(u);
+}
+
+static int sp_data(xp_protocol *p, const void *data, size_t len)
+{
+	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	const char *b = data;
+
+	while (len && u->dt && !u->send_failed) {
+		size_t n = len < UDP_MAX ? len : UDP_MAX;
+		int err = xp_transport_sendto(u->dt, b, n, NULL, 0);
+
+		if (err < 0)
+			send_failed(u, err);
+		b += n;
+		len -= n;
+	}
+	return 0;
 }
 
 static int linger_cb(void *arg)
@@ -122,6 +166,24 @@ static int sp_eof(xp_protocol *p)
 	return 1; /* keep writing replies until the linger ends */
 }
 
+/* The relay is slow: leave datagrams in the kernel (UDP may drop them
+ * there) rather than merging them in our queue. */
+static void sp_pause_writing(xp_protocol *p)
+{
+	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+
+	if (u->dt)
+		xp_transport_pause_reading(u->dt);
+}
+
+static void sp_resume_writing(xp_protocol *p)
+{
+	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+
+	if (u->dt)
+		xp_transport_resume_reading(u->dt);
+}
+
 static void sp_lost(xp_protocol *p, int err)
 {
 	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
@@ -137,6 +199,8 @@ static const xp_protocol_ops sp_ops = {
     .connection_lost = sp_lost,
     .data_received = sp_data,
     .eof_received = sp_eof,
+    .pause_writing = sp_pause_writing,
+    .resume_writing = sp_resume_writing,
 };
 
 /* ---- the datagram side ---- */
@@ -156,20 +220,32 @@ static int dp_datagram(xp_protocol *p, const void *data, size_t len, const struc
 {
 	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
 
-	if (!u->st)
-		return 0;
-	/* A reader that does not keep up loses datagrams, as UDP may. */
-	if (xp_transport_get_write_buffer_size(u->st) > 4u * 1024 * 1024)
-		return 0;
-	xp_transport_write(u->st, data, len);
+	if (u->st)
+		xp_transport_write(u->st, data, len);
 	return 0;
 }
 
+/* A send failed now (EMSGSIZE) or the peer refused an earlier datagram
+ * (ECONNREFUSED, reported on a later send or read). */
 static void dp_error(xp_protocol *p, int err)
+{
+	send_failed(XP_CONTAINER_OF(p, struct udpa, dp), err);
+}
+
+static void dp_pause_writing(xp_protocol *p)
 {
 	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
 
-	xp_log(1, "udp %s: %s", u->name, xp_cli_strerror(err));
+	if (u->st)
+		xp_transport_pause_reading(u->st);
+}
+
+static void dp_resume_writing(xp_protocol *p)
+{
+	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+
+	if (u->st && !u->send_failed)
+		xp_transport_resume_reading(u->st);
 }
 
 static void dp_lost(xp_protocol *p, int err)
@@ -191,6 +267,8 @@ static const xp_protocol_ops dp_ops = {
     .connection_lost = dp_lost,
     .datagram_received = dp_datagram,
     .error_received = dp_error,
+    .pause_writing = dp_pause_writing,
+    .resume_writing = dp_resume_writing,
 };
 
 static xp_protocol *dp_factory(void *arg)
@@ -222,6 +300,15 @@ static void release_fut(xp_future *f, void *arg)
 	xp_future_release(f);
 }
 
+/* The relay's side of the pair: one chunk per packet, as sp_made does
+ * for ours (the relay set its watermarks in connection_made, before). */
+static void relay_side_done(xp_future *f, void *arg)
+{
+	if (!xp_future_error(f))
+		xp_transport_set_write_buffer_limits(xp_future_result(f), 0, 0);
+	xp_future_release(f);
+}
+
 static void dgram_done(xp_future *f, void *arg)
 {
 	struct udpa *u = arg;
@@ -248,6 +335,7 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 	struct rfact *rf = calloc(1, sizeof(*rf));
 	xp_datagram_opts o;
 	xp_future *f1, *f2, *f3;
+	struct xp_conn *c;
 	int sv[2];
 
 	if (!u || !rf || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -261,6 +349,9 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 	u->run = run;
 	u->linger = linger;
 	u->refs = 2;
+	u->end = end;
+	if ((c = xp_run_conn_of_relay(run, r)) != NULL)
+		u->conn = c->id;
 	u->next = all;
 	all = u;
 	xp_cli_addr_str(a, 0, u->name, sizeof(u->name));
@@ -273,7 +364,7 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 	o.remote_port = a->port;
 	f3 = xp_create_datagram_endpoint(loop, dp_factory, u, &o);
 	if (f1)
-		xp_future_add_done_callback(f1, release_fut, NULL);
+		xp_future_add_done_callback(f1, relay_side_done, NULL);
 	if (f2)
 		xp_future_add_done_callback(f2, release_fut, NULL);
 	if (f3) {

@@ -115,6 +115,9 @@ struct wrap_args {
 	int server_side;
 	const char *hostname;
 	double handshake_timeout;
+	/* The address connected to: a peer that resets at once leaves
+	 * getpeername() nothing to tell, and messages name the peer. */
+	const xp_sockaddr *peer;
 };
 
 /* Takes fd.  Completes fut (after connection_made) or fails it. */
@@ -122,7 +125,8 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 {
 	/* With TLS the protocol is made once the handshake succeeded, so a
 	 * failed handshake leaves no protocol that never saw a callback. */
-	xp_transport *t = xp__stream_new(loop, fd, NULL);
+	xp_transport *t = w->peer ? xp__stream_new_accepted(loop, fd, NULL, w->peer)
+				  : xp__stream_new(loop, fd, NULL);
 
 	if (!t) {
 		int err = errno ? -errno : -ENOMEM;
@@ -284,6 +288,7 @@ static void conn_won(struct conn *c, struct attempt *a)
 	    .tls = c->opts.tls,
 	    .hostname = c->opts.server_hostname ? c->opts.server_hostname : c->host,
 	    .handshake_timeout = conn_handshake_timeout(c),
+	    .peer = a->addr,
 	};
 
 	attempt_free(a, false);

@@ -126,6 +126,52 @@ closed_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# reset_server MODE [CERT KEY]: a TCP server that resets (SO_LINGER 0)
+# every connection it accepts: "now" at once, "after-data" once it has sent
+# "hello\n" and read "ack" back (so the client has the bytes).  With CERT
+# and KEY, after a TLS handshake.  Sets PORT.
+reset_server() {
+	$PY - "$1" "$T/rport" "${2:-}" "${3:-}" <<'PYEOF' &
+import os, socket, ssl, struct, sys
+mode, portf, cert, key = sys.argv[1:5]
+ctx = None
+if cert:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(16)
+open(portf + ".tmp", "w").write("%d\n" % l.getsockname()[1])
+os.rename(portf + ".tmp", portf)
+while True:
+    c, _ = l.accept()
+    c.settimeout(20)
+    try:
+        if ctx:
+            c = ctx.wrap_socket(c, server_side=True)
+        if mode == "after-data":
+            c.sendall(b"hello\n")
+            got = b""
+            while b"ack" not in got:
+                d = c.recv(100)
+                if not d:
+                    break
+                got += d
+    except OSError:
+        pass
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+PYEOF
+	BG_PIDS+=("$!")
+	wait_for_line "$T/rport" '^[0-9]+$'
+	PORT="$(cat "$T/rport")"
+}
+
+# Input for a client of reset_server after-data: "ack" once FILE (its
+# output) has the "hello", then silence (the reset ends the session).
+ack_after_hello() {
+	wait_for_line "$1" '^hello$' && echo ack
+	sleep 5
+}
+
 vmrss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }

@@ -103,7 +103,7 @@ assert 0.9 <= took < 3, took                  # it did wait the second
 PYEOF
 }
 
-@test "udp: endpoint: --eof-timeout 0 takes replies until SIGINT, exit 0" {
+@test "udp: endpoint: --eof-timeout 0 takes replies until SIGINT, exit 130" {
 	$PY - "$XPORT" <<'PYEOF'
 import os, signal, socket, subprocess, sys, time
 xport = sys.argv[1]
@@ -121,11 +121,83 @@ time.sleep(1.0)                               # past the 0.5 s default
 assert p.poll() is None, "gave up waiting for replies"
 r.sendto(b"much later\n", a)
 time.sleep(0.2)
-p.send_signal(signal.SIGINT)                  # closes the endpoint at once
+p.send_signal(signal.SIGINT)                  # stops at once: nothing listens
 out, err = p.communicate(timeout=3)
-assert p.returncode == 0, (p.returncode, err)
+assert p.returncode == 130, (p.returncode, err)
 assert out == b"much later\n", out
 assert err == b"", err
+PYEOF
+}
+
+@test "udp: endpoint: a chunk over 65507 bytes is split, every byte arrives" {
+	head -c 200000 /dev/urandom >"$T/in"
+	$PY - "$XPORT" "$T/in" <<'PYEOF'
+import socket, subprocess, sys
+xport, path = sys.argv[1], sys.argv[2]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# room for everything even if xport outruns us: UDP may not drop here
+r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+p = subprocess.Popen([xport, "pipe", "-", "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=open(path, "rb"), stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE)
+want = open(path, "rb").read()
+got, sizes = b"", []
+while len(got) < len(want):
+    d = r.recv(1 << 17)
+    sizes.append(len(d))
+    got += d
+_, err = p.communicate(timeout=5)
+assert p.returncode == 0, (p.returncode, err)
+assert err == b"", err
+assert got == want, (len(got), sizes)
+assert max(sizes) <= 65507 and len(sizes) >= 4, sizes
+PYEOF
+}
+
+@test "udp: endpoint: a datagram the peer refuses is an error: exit 1, one line" {
+	local p
+	p="$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	run_xp 5 pipe - "udp:127.0.0.1:$p" <<<hello
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+	head -c 200000 /dev/zero >"$T/in"
+	run_xp 5 pipe - "udp:127.0.0.1:$p" <"$T/in"
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+	# the other endpoint first: the line still names the udp: one
+	run_xp 5 pipe "udp:127.0.0.1:$p" - <<<hello
+	[ "$status" -eq 1 ]
+	one_error_line "udp:127\.0\.0\.1:$p: Connection refused"
+}
+
+@test "udp: endpoint: the largest replies arrive whole, even with --read-size 1K" {
+	$PY - "$XPORT" <<'PYEOF'
+import os, socket, subprocess, sys, threading, time
+xport = sys.argv[1]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.settimeout(5)
+rfd, wfd = os.pipe()
+p = subprocess.Popen([xport, "pipe", "--read-size", "1K", "--eof-timeout", "2", "-",
+                      "udp:127.0.0.1:%d" % r.getsockname()[1]],
+                     stdin=rfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(rfd)
+got = []
+th = threading.Thread(target=lambda: got.append(p.stdout.read()))
+th.start()
+os.write(wfd, b"q")
+_, a = r.recvfrom(65536)
+want = b"".join(bytes([65 + i]) * 65507 for i in range(8))
+for i in range(8):
+    r.sendto(bytes([65 + i]) * 65507, a)
+    time.sleep(0.02)      # no faster than loopback UDP keeps
+os.close(wfd)
+th.join(10)
+p.wait(timeout=5)
+assert p.returncode == 0, (p.returncode, p.stderr.read())
+assert got[0] == want, (len(got[0]), sorted(set(got[0])))
 PYEOF
 }
 
@@ -223,12 +295,61 @@ PYEOF
 	one_error_line "unix:$T/nosock"
 }
 
+@test "tcp: reset just after the connection is made: exit 1, not 69" {
+	reset_server now
+	for i in 1 2 3 4 5; do
+		run_xp 5 pipe - "tcp:127.0.0.1:$PORT" < <(sleep 5)
+		[ "$status" -eq 1 ] || { echo "try $i: exit $status: $err"; return 1; }
+		one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+	done
+}
+
+@test "tcp: reset after bytes came: exit 1, the bytes delivered, one line" {
+	reset_server after-data
+	rm -f "$T/fg.out"
+	run_xp 10 pipe - "tcp:127.0.0.1:$PORT" < <(ack_after_hello "$T/fg.out")
+	[ "$status" -eq 1 ]
+	[ "$(cat "$T/fg.out")" = hello ]
+	one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+}
+
 @test "--no-half-close: EOF on one side closes both" {
 	bg_xport l pipe tcp-listen:127.0.0.1:0 'exec:sleep 5; echo late'
 	wait_ready l
 	run_xp 5 pipe --no-half-close - "tcp:127.0.0.1:$PORT"
 	[ "$status" -eq 0 ]
 	[ ! -s "$T/fg.out" ]
+}
+
+@test "exec: the child's status when not 0, 128+N for a signal, else the relay's" {
+	# stdin still open when the child ends: `sleep 2 | xport pipe - exec:false`
+	run_xp 5 pipe - exec:false < <(sleep 2)
+	[ "$status" -eq 1 ]
+	[ -z "$err" ]
+	run_xp 5 pipe - 'exec:exit 3' < <(sleep 2)
+	[ "$status" -eq 3 ]
+	run_xp 5 pipe exec:false - </dev/null
+	[ "$status" -eq 1 ]
+	run_xp 5 pipe - 'exec:kill -TERM $$' < <(sleep 2)
+	[ "$status" -eq 143 ]
+	run_xp 5 pipe - 'exec:kill -9 $$' </dev/null
+	[ "$status" -eq 137 ]
+	# output still delivered before the status
+	run_xp 5 pipe - 'exec:cat; exit 4' <<<data
+	[ "$status" -eq 4 ]
+	[ "$(cat "$T/fg.out")" = data ]
+	run_xp 5 pipe - exec:cat <<<data
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/fg.out")" = data ]
+}
+
+@test "exec: with -k the child's status is not the server's" {
+	bg_xport l pipe -k tcp-listen:127.0.0.1:0 'exec:exit 5'
+	wait_ready l
+	timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" </dev/null
+	kill -TERM "$BG_PID"
+	wait_exit "$BG_PID"
+	[ "$RC" -eq 0 ]
 }
 
 @test "exec: command not executable: 126" {

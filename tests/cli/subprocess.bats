@@ -69,6 +69,17 @@ teardown() { net_teardown; }
 	[ ! -e "$T/ran" ]
 }
 
+@test "--connect: a reset just after the connection is made is not 69" {
+	reset_server now
+	for i in 1 2 3 4 5; do
+		run_xp 5 subprocess --connect "127.0.0.1:$PORT" -- cat
+		# 1 when the child never ran; else it got SIGTERM for the reset
+		[ "$status" -eq 1 ] || [ "$status" -eq 143 ] ||
+			{ echo "try $i: exit $status: $err"; return 1; }
+		one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+	done
+}
+
 @test "--listen: one client; exit status is the child's" {
 	bg_xport l subprocess --listen 127.0.0.1:0 -- sh -c 'read x; echo "got $x"; exit 7'
 	wait_ready l

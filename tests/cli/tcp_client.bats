@@ -83,6 +83,33 @@ PYEOF
 	one_error_line "reset"
 }
 
+@test "reset just after the connection is made: exit 1, not 69 (also --tls)" {
+	reset_server now
+	# the reset may come before or after xport sees the connect complete
+	for i in 1 2 3 4 5; do
+		run_xp 5 tcp-client "127.0.0.1:$PORT" < <(sleep 5)
+		[ "$status" -eq 1 ] || { echo "try $i: exit $status: $err"; return 1; }
+		one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+	done
+	# during the TLS handshake: a TLS failure, the server was reached
+	run_xp 5 tcp-client --tls --insecure "127.0.0.1:$PORT" < <(sleep 5)
+	[ "$status" -eq 1 ]
+	one_error_line "Connection reset by peer"
+	# --check: the server was reachable
+	run_xp 5 tcp-client --check "127.0.0.1:$PORT"
+	[ "$status" -eq 0 ]
+	[ -z "$err" ]
+}
+
+@test "reset after bytes came: exit 1, the bytes delivered, one line" {
+	reset_server after-data
+	rm -f "$T/fg.out"
+	run_xp 10 tcp-client "127.0.0.1:$PORT" < <(ack_after_hello "$T/fg.out")
+	[ "$status" -eq 1 ]
+	[ "$(cat "$T/fg.out")" = hello ]
+	one_error_line "127\.0\.0\.1:$PORT: Connection reset by peer"
+}
+
 @test "--check: 0 when reachable (nothing sent), 69 when not" {
 	bg_xport s tcp-server --proto echo 127.0.0.1:0
 	wait_ready s

@@ -135,3 +135,24 @@ fp_of() {
 	timeout 5 "$XPORT" tcp-client --tls --pin "$fp" "127.0.0.1:$PORT" </dev/null >"$T/o"
 	[ "$(cat "$T/o")" = listened ]
 }
+
+@test "an established TLS connection reset by the peer: exit 1, not 69" {
+	reset_server now "$T/cert.pem" "$T/key.pem"
+	for i in 1 2 3; do
+		run_xp 5 tcp-client --tls --insecure "127.0.0.1:$PORT" < <(sleep 5)
+		[ "$status" -eq 1 ] || { echo "try $i: exit $status: $err"; return 1; }
+		one_error_line "Connection reset by peer"
+	done
+	run_xp 5 pipe --insecure - "tls:127.0.0.1:$PORT" < <(sleep 5)
+	[ "$status" -eq 1 ]
+	one_error_line "Connection reset by peer"
+}
+
+@test "TLS reset after bytes came: exit 1, the bytes delivered" {
+	reset_server after-data "$T/cert.pem" "$T/key.pem"
+	rm -f "$T/fg.out"
+	run_xp 10 tcp-client --tls --insecure "127.0.0.1:$PORT" < <(ack_after_hello "$T/fg.out")
+	[ "$status" -eq 1 ]
+	[ "$(cat "$T/fg.out")" = hello ]
+	one_error_line "Connection reset by peer"
+}
