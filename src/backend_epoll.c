@@ -10,7 +10,7 @@
 
 #define MAX_EVENTS 256
 
-struct epoll_backend {
+struct xp_backend {
 	int epfd;
 	struct epoll_event ev[MAX_EVENTS];
 	int nev, cur; /* events of the batch being dispatched */
@@ -21,9 +21,9 @@ const char *xp__backend_name(void)
 	return "epoll";
 }
 
-int xp__backend_init(xp_loop *loop)
+int xp__backend_init(struct xp_backend **out)
 {
-	struct epoll_backend *b = calloc(1, sizeof(*b));
+	struct xp_backend *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -32,23 +32,20 @@ int xp__backend_init(xp_loop *loop)
 		free(b);
 		return -e;
 	}
-	*xp__loop_backend_slot(loop) = b;
+	*out = b;
 	return 0;
 }
 
-void xp__backend_destroy(xp_loop *loop)
+void xp__backend_destroy(struct xp_backend *b)
 {
-	struct epoll_backend *b = *xp__loop_backend_slot(loop);
 	if (!b)
 		return;
 	close(b->epfd);
 	free(b);
-	*xp__loop_backend_slot(loop) = NULL;
 }
 
-int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
+int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
 {
-	struct epoll_backend *b = *xp__loop_backend_slot(loop);
 	struct epoll_event ev = {.data.ptr = w};
 	int op;
 	if (events & XP_IO_READ)
@@ -71,9 +68,8 @@ int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
 	return 0;
 }
 
-void xp__backend_forget(xp_loop *loop, struct xp_io *w)
+void xp__backend_forget(struct xp_backend *b, struct xp_io *w)
 {
-	struct epoll_backend *b = *xp__loop_backend_slot(loop);
 	if (w->registered) {
 		struct epoll_event ev = {0};
 		epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, &ev);
@@ -98,9 +94,8 @@ static unsigned to_xp(uint32_t e)
 	return r;
 }
 
-int xp__backend_wait(xp_loop *loop, int timeout_ms)
+int xp__backend_wait(struct xp_backend *b, xp_loop *loop, int timeout_ms)
 {
-	struct epoll_backend *b = *xp__loop_backend_slot(loop);
 	int n = epoll_wait(b->epfd, b->ev, MAX_EVENTS, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

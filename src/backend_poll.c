@@ -7,7 +7,7 @@
 
 #include <poll.h>
 
-struct poll_backend {
+struct xp_backend {
 	struct xp_io **ws; /* watched, dense */
 	struct pollfd *pfd;
 	size_t n, cap;
@@ -21,18 +21,17 @@ const char *xp__backend_name(void)
 	return "poll";
 }
 
-int xp__backend_init(xp_loop *loop)
+int xp__backend_init(struct xp_backend **out)
 {
-	struct poll_backend *b = calloc(1, sizeof(*b));
+	struct xp_backend *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	*xp__loop_backend_slot(loop) = b;
+	*out = b;
 	return 0;
 }
 
-void xp__backend_destroy(xp_loop *loop)
+void xp__backend_destroy(struct xp_backend *b)
 {
-	struct poll_backend *b = *xp__loop_backend_slot(loop);
 	if (!b)
 		return;
 	free(b->ws);
@@ -40,10 +39,9 @@ void xp__backend_destroy(xp_loop *loop)
 	free(b->ready);
 	free(b->rev);
 	free(b);
-	*xp__loop_backend_slot(loop) = NULL;
 }
 
-static int grow(struct poll_backend *b)
+static int grow(struct xp_backend *b)
 {
 	size_t cap = b->cap ? b->cap * 2 : 64;
 	struct xp_io **ws = realloc(b->ws, cap * sizeof(*ws));
@@ -58,7 +56,7 @@ static int grow(struct poll_backend *b)
 	return 0;
 }
 
-static void drop_slot(struct poll_backend *b, struct xp_io *w)
+static void drop_slot(struct xp_backend *b, struct xp_io *w)
 {
 	size_t i = (size_t)w->backend_index;
 	b->ws[i] = b->ws[--b->n];
@@ -67,9 +65,8 @@ static void drop_slot(struct poll_backend *b, struct xp_io *w)
 	w->registered = 0;
 }
 
-int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
+int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
 {
-	struct poll_backend *b = *xp__loop_backend_slot(loop);
 	if (!events) {
 		if (w->backend_index >= 0)
 			drop_slot(b, w);
@@ -85,9 +82,8 @@ int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events)
 	return 0;
 }
 
-void xp__backend_forget(xp_loop *loop, struct xp_io *w)
+void xp__backend_forget(struct xp_backend *b, struct xp_io *w)
 {
-	struct poll_backend *b = *xp__loop_backend_slot(loop);
 	if (w->backend_index >= 0)
 		drop_slot(b, w);
 	for (size_t i = b->cur; i < b->nready; i++)
@@ -109,7 +105,7 @@ static unsigned to_xp(short e)
 	return r;
 }
 
-static int snapshot(struct poll_backend *b, size_t n)
+static int snapshot(struct xp_backend *b, size_t n)
 {
 	struct xp_io **r = realloc(b->ready, (n ? n : 1) * sizeof(*r));
 	if (!r)
@@ -129,9 +125,8 @@ static int snapshot(struct poll_backend *b, size_t n)
 	return 0;
 }
 
-int xp__backend_wait(xp_loop *loop, int timeout_ms)
+int xp__backend_wait(struct xp_backend *b, xp_loop *loop, int timeout_ms)
 {
-	struct poll_backend *b = *xp__loop_backend_slot(loop);
 	size_t n = b->n;
 	for (size_t i = 0; i < n; i++) {
 		b->pfd[i].fd = b->ws[i]->fd;

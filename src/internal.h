@@ -104,23 +104,25 @@ void xp__io_close(xp_loop *loop, struct xp_io *w);
 
 /* ---- backend interface (one compiled in) ---------------------------- */
 
-int xp__backend_init(xp_loop *loop);
-void xp__backend_destroy(xp_loop *loop);
+/* Each backend's own state; the loop holds it and hands it back. */
+struct xp_backend;
+
+int xp__backend_init(struct xp_backend **b);
+void xp__backend_destroy(struct xp_backend *b);
 /* Make the backend watch w->fd for `events` (0 = not at all; XP_IO_WATCH
  * alone = registered for errors and hang-up only).  -EPERM
  * means the fd cannot be polled (regular file): the loop then treats it as
  * always ready. */
-int xp__backend_update(xp_loop *loop, struct xp_io *w, unsigned events);
+int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events);
 /* Drop w and any of its events collected but not yet dispatched. */
-void xp__backend_forget(xp_loop *loop, struct xp_io *w);
-/* Wait up to timeout_ms (-1 = forever) and call w->cb for ready watchers. */
-int xp__backend_wait(xp_loop *loop, int timeout_ms);
+void xp__backend_forget(struct xp_backend *b, struct xp_io *w);
+/* Wait up to timeout_ms (-1 = forever) and call w->cb(loop, ...) for ready
+ * watchers (loop is only passed through to them). */
+int xp__backend_wait(struct xp_backend *b, xp_loop *loop, int timeout_ms);
 const char *xp__backend_name(void);
 
 /* ---- loop internals shared with transports -------------------------- */
 
-/* The loop's private pointer for its backend. */
-void **xp__loop_backend_slot(xp_loop *loop);
 /* Report to the exception handler. */
 void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *t, xp_protocol *p);
 /* A scratch buffer for reads (shared by all transports of the loop; its
@@ -130,7 +132,11 @@ void *xp__loop_read_buffer(xp_loop *loop, size_t *len);
  * (cancelled, or the loop closed first). */
 xp_handle *xp__call_soon_owned(xp_loop *loop, xp_callback cb, void *arg, void (*dtor)(void *));
 /* Debug bookkeeping of live transports (reported unclosed at close). */
-void xp__loop_track(xp_loop *loop, struct xp_list *node);
+struct xp_tracked {
+	struct xp_list node;
+	const char *what; /* printed in the report: "stream", "pipe"... */
+};
+void xp__loop_track(xp_loop *loop, struct xp_tracked *tr);
 /* Debug mode: is the caller on the loop's thread?  Reports if not. */
 bool xp__loop_thread_ok(xp_loop *loop, const char *what);
 /* Complete a future on the loop thread from a worker thread. */
@@ -214,7 +220,7 @@ struct xp_transport {
 	xp_protocol *protocol;
 	xp_server *server;	    /* accepted by this server, or NULL */
 	struct xp_list server_node; /* on server's connection list */
-	struct xp_list loop_node;   /* on loop's live list (debug report) */
+	struct xp_tracked tracked;  /* on loop's live list (debug report) */
 	size_t high, low;	    /* write watermarks */
 	size_t read_size;	    /* bytes per read for plain Protocols */
 	bool closing;		    /* close/abort/fatal happened */

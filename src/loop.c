@@ -312,7 +312,7 @@ static int io_apply(xp_loop *loop, struct xp_io *w, unsigned events)
 		return events ? XP_ECLOSED : 0;
 	w->events = events;
 	if (!w->always_ready) {
-		int r = xp__backend_update(loop, w, events);
+		int r = xp__backend_update(loop->backend, w, events);
 		if (r != -EPERM)
 			return r;
 		w->always_ready = true; /* regular file, /dev/null: never blocks */
@@ -338,7 +338,7 @@ int xp__io_stop(xp_loop *loop, struct xp_io *w, unsigned events)
 void xp__io_close(xp_loop *loop, struct xp_io *w)
 {
 	if (!w->always_ready && loop->backend)
-		xp__backend_forget(loop, w);
+		xp__backend_forget(loop->backend, w);
 	if (!xp_list_empty(&w->ready_node))
 		xp_list_remove(&w->ready_node);
 	w->events = 0;
@@ -484,20 +484,22 @@ xp_loop *xp_loop_new(void)
 	loop->sigfd = -1;
 	const char *dbg = getenv("XPORT_DEBUG");
 	loop->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
-	int r = xp__backend_init(loop);
+	int r = xp__backend_init(&loop->backend);
 	if (r < 0)
 		goto fail;
 	loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (loop->wakefd < 0) {
 		r = -errno;
-		xp__backend_destroy(loop);
+		xp__backend_destroy(loop->backend);
+		loop->backend = NULL;
 		goto fail;
 	}
 	xp__io_init(&loop->wake, loop->wakefd, wake_cb);
 	r = xp__io_start(loop, &loop->wake, XP_IO_READ);
 	if (r < 0) {
 		close(loop->wakefd);
-		xp__backend_destroy(loop);
+		xp__backend_destroy(loop->backend);
+		loop->backend = NULL;
 		goto fail;
 	}
 	return loop;
@@ -557,7 +559,7 @@ static void run_handle(xp_loop *loop, xp_handle *h)
 static void run_once(xp_loop *loop)
 {
 	loop->in_poll = true;
-	xp__backend_wait(loop, next_timeout_ms(loop));
+	xp__backend_wait(loop->backend, loop, next_timeout_ms(loop));
 	run_always_ready(loop);
 	loop->in_poll = false;
 	collect_timers(loop);
@@ -653,9 +655,8 @@ static void report_unclosed(xp_loop *loop)
 {
 	struct xp_list *p;
 	for (p = loop->transports.next; p != &loop->transports; p = p->next) {
-		xp_transport *t = xp_list_entry(p, xp_transport, loop_node);
-		fprintf(stderr, "xport: debug: unclosed transport %p (%s)\n", (void *)t,
-			t->vt->name);
+		struct xp_tracked *tr = xp_list_entry(p, struct xp_tracked, node);
+		fprintf(stderr, "xport: debug: unclosed transport %p (%s)\n", (void *)tr, tr->what);
 	}
 }
 
@@ -694,7 +695,8 @@ int xp_loop_close(xp_loop *loop)
 	loop->nfdw = 0;
 	xp__io_close(loop, &loop->wake);
 	close(loop->wakefd);
-	xp__backend_destroy(loop);
+	xp__backend_destroy(loop->backend);
+	loop->backend = NULL;
 	free(loop->heap);
 	loop->heap = NULL;
 	free(loop->rbuf);
@@ -798,12 +800,7 @@ void *xp__loop_read_buffer(xp_loop *loop, size_t *len)
 	return loop->rbuf;
 }
 
-void xp__loop_track(xp_loop *loop, struct xp_list *node)
+void xp__loop_track(xp_loop *loop, struct xp_tracked *tr)
 {
-	xp_list_insert_tail(&loop->transports, node);
-}
-
-void **xp__loop_backend_slot(xp_loop *loop)
-{
-	return &loop->backend;
+	xp_list_insert_tail(&loop->transports, &tr->node);
 }

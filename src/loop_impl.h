@@ -38,7 +38,7 @@ struct xp_executor;
 struct xp_signals;
 
 struct xp_loop {
-	void *backend;
+	struct xp_backend *backend;
 	bool running, stopping, closed, debug;
 	pthread_t thread;
 	double slow_callback;

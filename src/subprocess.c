@@ -778,7 +778,7 @@ static int sp_start(xp_loop *loop, xp_protocol_factory factory, void *arg, struc
 	p = t ? factory(arg) : NULL;
 	if (!p) {
 		if (t) {
-			xp_list_remove(&t->loop_node);
+			xp_list_remove(&t->tracked.node);
 			xp_transport_release(t);
 		}
 		sp_abandon(pid);

@@ -28,7 +28,8 @@ xp_transport *xp__transport_new(size_t size, const struct xp_transport_vt *vt, x
 	t->reading = true;
 	t->refs = 1;
 	xp_list_init(&t->server_node);
-	xp__loop_track(loop, &t->loop_node);
+	t->tracked.what = vt->name;
+	xp__loop_track(loop, &t->tracked);
 	return t;
 }
 
@@ -125,7 +126,7 @@ static int lost_cb(void *arg)
 	if (t->server)
 		xp__server_detach(t->server, t);
 	t->server = NULL;
-	xp_list_remove(&t->loop_node);
+	xp_list_remove(&t->tracked.node);
 	if (t->vt->destroy)
 		t->vt->destroy(t);
 	xp_transport_release(t);
