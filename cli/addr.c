@@ -166,6 +166,8 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 
 void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
+	int r;
+
 	if (sa && sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const void *)sa;
 
@@ -177,7 +179,9 @@ void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, si
 			return;
 		}
 	}
-	if (!sa || xp_sockaddr_format(sa, len, buf, size) < 0)
+	r = sa ? xp_sockaddr_format(sa, len, buf, size) : -EINVAL;
+	/* -ENOSPC: a long (escaped) Unix name, cut short but still a name. */
+	if (r < 0 && (r != -ENOSPC || !*buf))
 		snprintf(buf, size, "?");
 }
 

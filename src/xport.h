@@ -67,8 +67,17 @@ const char *xp_version(void);
 #define XP_EPIN (-10008)       /* TLS certificate did not match the pin */
 const char *xp_strerror(int err);
 
-/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name". */
+/* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name".
+ * A Unix socket name is chosen by the peer: it comes out escaped as by
+ * xp_escape_str, so the text is safe to print.  -ENOSPC: truncated. */
 int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/* Copy len bytes of s to buf as printable UTF-8: every byte of a control
+ * character (C0, DEL, C1) or of invalid UTF-8 becomes the text "\xNN".
+ * Idempotent (its output comes back unchanged).  Always NUL-terminates
+ * when size > 0; -ENOSPC when it had to stop early, which it does only
+ * between two whole characters or escapes. */
+int xp_escape_str(char *buf, size_t size, const void *s, size_t len);
 
 /* An address with its length, as get_extra_info("peername") returns it. */
 typedef struct xp_sockaddr {
