@@ -81,3 +81,133 @@ sys.stdout.buffer.write(data)
 PYEOF
 	[ "$(cat "$T/got")" = "$EVIL" ]
 }
+
+# spoof SRC_IP SRC_PORT DST_PORT: one UDP datagram "spoof" to 127.0.0.1
+# with a forged source, through a raw socket (root only).
+spoof() {
+	$PY - "$@" <<'PYEOF'
+import socket, struct, sys
+src, sport, dport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+payload = b"spoof"
+udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton("127.0.0.1"))
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+r.sendto(ip + udp, ("127.0.0.1", 0))
+PYEOF
+}
+
+need_raw() {
+	$PY -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)' \
+		2>/dev/null || skip "raw sockets need root (CAP_NET_RAW)"
+}
+
+# echo_roundtrip PORT: a real peer is still answered (and, as datagrams
+# to one socket are handled in order, everything sent before was seen).
+echo_roundtrip() {
+	$PY - "$1" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(b"real", ("127.0.0.1", int(sys.argv[1])))
+assert s.recvfrom(100)[0] == b"real"
+PYEOF
+}
+
+# cpu_ticks PID: user+system clock ticks used so far.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+@test "udp-echo: a datagram forged from its own address is not answered" {
+	need_raw
+	bg_xport u -v udp-echo --stats 127.0.0.1:0
+	wait_ready u
+	local pid=$BG_PID port=$PORT
+	spoof 127.0.0.1 "$port" "$port"
+	echo_roundtrip "$port"
+	local t0
+	t0=$(cpu_ticks "$pid")
+	sleep 1
+	# A loop would burn the whole second; 0.5 s is a generous bound.
+	[ $(( $(cpu_ticks "$pid") - t0 )) -lt 50 ]
+	kill -TERM "$pid"
+	wait_exit "$pid"
+	[ "$RC" -eq 0 ]
+	[ "$(grep -c "^xport: dropped 5 bytes from 127.0.0.1:$port: source is this server\$" "$T/u.err")" -eq 1 ]
+	grep -qx 'xport: dropped 1 datagrams from sources never answered' "$T/u.err"
+	# never answered, so never counted as a peer
+	[ "$(grep -c "^xport: stats 127.0.0.1:$port " "$T/u.err")" -eq 0 ]
+	grep -Eq '^xport: stats 127\.0\.0\.1:[0-9]+ sent=4 received=4 ' "$T/u.err"
+}
+
+@test "udp-echo on a wildcard: any local address with its port is itself" {
+	need_raw
+	bg_xport u -v udp-echo --stats :0
+	wait_ready u
+	local pid=$BG_PID port=$PORT
+	spoof 127.0.0.1 "$port" "$port"
+	spoof 127.0.0.2 "$port" "$port"
+	# the same address with another port is an ordinary peer
+	spoof 127.0.0.2 40007 "$port"
+	echo_roundtrip "$port"
+	kill -TERM "$pid"
+	wait_exit "$pid"
+	[ "$(grep -c "source is this server\$" "$T/u.err")" -eq 2 ]
+	grep -q "^xport: dropped 5 bytes from 127.0.0.2:$port: source is this server\$" "$T/u.err"
+	[ "$(grep -c "^xport: stats 127.0.0.[12]:$port " "$T/u.err")" -eq 0 ]
+	grep -q '^xport: stats 127.0.0.2:40007 sent=5 received=5 ' "$T/u.err"
+}
+
+@test "udp-echo: port 0 and reflector ports are never answered" {
+	need_raw
+	bg_xport u -v udp-echo --stats 127.0.0.1:0
+	wait_ready u
+	local pid=$BG_PID port=$PORT p
+	spoof 127.0.0.1 0 "$port"
+	for p in 7 13 17 19 37; do
+		spoof 127.0.0.1 "$p" "$port"
+	done
+	echo_roundtrip "$port"
+	kill -TERM "$pid"
+	wait_exit "$pid"
+	grep -q '^xport: dropped 5 bytes from 127.0.0.1:0: source port 0$' "$T/u.err"
+	[ "$(grep -c '^xport: dropped 5 bytes from 127.0.0.1:[0-9]*: source port of a UDP reflector service$' "$T/u.err")" -eq 5 ]
+	grep -qx 'xport: dropped 6 datagrams from sources never answered' "$T/u.err"
+	[ "$(grep -Ec '^xport: stats 127\.0\.0\.1:(0|7|13|17|19|37) ' "$T/u.err")" -eq 0 ]
+}
+
+@test "two udp-echo servers: one forged datagram between them does not loop" {
+	need_raw
+	local p rport=
+	# B answers everything, like a classic echo service on a reflector port.
+	for p in 7 13 17 19 37; do
+		bg_xport "b$p" -v udp-echo --stats "127.0.0.1:$p"
+		if wait_for_line "$T/b$p.err" '^(listening on|xport: listen)' &&
+			grep -q '^listening on' "$T/b$p.err"; then
+			rport=$p
+			break
+		fi
+	done
+	[ -n "$rport" ] || skip "no reflector port free on 127.0.0.1"
+	local bpid=$BG_PID
+	bg_xport a -v udp-echo --stats 127.0.0.1:0
+	wait_ready a
+	local apid=$BG_PID aport=$PORT
+	# B "from" A: B answers A once, A does not answer B's reflector port.
+	spoof 127.0.0.1 "$aport" "$rport"
+	# A "from" B: dropped at once.
+	spoof 127.0.0.1 "$rport" "$aport"
+	echo_roundtrip "$rport"
+	echo_roundtrip "$aport"
+	local t0
+	t0=$(( $(cpu_ticks "$apid") + $(cpu_ticks "$bpid") ))
+	sleep 1
+	[ $(( $(cpu_ticks "$apid") + $(cpu_ticks "$bpid") - t0 )) -lt 50 ]
+	kill -TERM "$apid" "$bpid"
+	wait_exit "$apid"
+	wait_exit "$bpid"
+	grep -q "^xport: stats 127.0.0.1:$aport sent=5 received=5 " "$T/b$rport.err"
+	[ "$(grep -c "^xport: dropped 5 bytes from 127.0.0.1:$rport: source port of a UDP reflector service\$" "$T/a.err")" -eq 2 ]
+	[ "$(grep -c "^xport: stats 127.0.0.1:$rport " "$T/a.err")" -eq 0 ]
+}
