@@ -67,6 +67,16 @@ static const xp_protocol_ops gate_ops = {
     .connection_lost = gate_lost,
 };
 
+/* A TLS client that never finishes its handshake would hold a
+ * descriptor for ever: --handshake-timeout (none: as good as for ever). */
+void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
+{
+	const struct xp_cli *c = cfg->run->cli;
+
+	if (so->tls)
+		so->tls_handshake_timeout = c->handshake_timeout < 0 ? 1e9 : c->handshake_timeout;
+}
+
 xp_protocol *xp_gate_factory(void *cfg)
 {
 	struct gate *g = calloc(1, sizeof(*g));

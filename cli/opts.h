@@ -93,8 +93,9 @@ enum xp_cli_stderr { XP_STDERR_MERGE = 0, XP_STDERR_SEPARATE, XP_STDERR_INHERIT 
 
 /*
  * Durations are seconds as double.  A negative value means "none" (no
- * limit / not given).  For --idle-timeout and --connect-timeout, 0 on the
- * command line also means "none" and is stored as -1.
+ * limit / not given).  For --idle-timeout, --connect-timeout and
+ * --handshake-timeout, 0 on the command line also means "none" and is
+ * stored as -1.
  */
 struct xp_cli {
 	enum xp_cli_command command;
@@ -137,6 +138,7 @@ struct xp_cli {
 	unsigned int n_rules;
 	struct xp_cli_cidr rules[XP_CLI_MAX_RULES];
 	const char *port_file;
+	double handshake_timeout; /* TLS servers; default 10; <0: none */
 
 	/* tcp-client */
 	double wait_for; /* <0: not given */

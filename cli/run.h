@@ -171,6 +171,9 @@ struct xp_gate_cfg {
 	unsigned int max_conns; /* 0: no limit */
 };
 xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
+/* Server options that go with the gate (set so->tls first): the TLS
+ * handshake timeout. */
+void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so);
 
 /* ---- udpadapt.c ---- */
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */

@@ -211,3 +211,66 @@ cpu_ticks() {
 	[ "$(grep -c "^xport: dropped 5 bytes from 127.0.0.1:$rport: source port of a UDP reflector service\$" "$T/a.err")" -eq 2 ]
 	[ "$(grep -c "^xport: stats 127.0.0.1:$rport " "$T/a.err")" -eq 0 ]
 }
+
+@test "--handshake-timeout: a TLS client that stalls its handshake is closed" {
+	bg_xport s tcp-server --proto echo --tls --handshake-timeout 1 127.0.0.1:0
+	wait_ready s
+	$PY - "$PORT" <<'PYEOF'
+import socket, sys, time
+port = int(sys.argv[1])
+def stalled(first):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    t0 = time.monotonic()
+    s.sendall(first)
+    try:
+        d = s.recv(100)
+    except ConnectionResetError:
+        d = b""
+    return d, time.monotonic() - t0
+# nothing at all, then the start of a ClientHello record
+for first in (b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"):
+    d, dt = stalled(first)
+    assert d == b"", d
+    assert 0.9 <= dt < 9, dt
+PYEOF
+	# The limit is on the handshake only: a slow but set-up session lives on.
+	(sleep 1.5; echo late) | timeout 10 "$XPORT" tcp-client --tls --insecure "127.0.0.1:$PORT" >"$T/o"
+	[ "$(cat "$T/o")" = late ]
+}
+
+@test "--handshake-timeout: default 10, 0 means none, TLS servers only" {
+	xp --parse-only tcp-server --tls :0
+	[[ "$out" == *"handshake_timeout=10"* ]]
+	xp --parse-only tcp-server --tls --handshake-timeout 0 :0
+	[[ "$out" == *"handshake_timeout=-1"* ]]
+	[ -z "$(usage_error_problem tcp-server --handshake-timeout 1 :0)" ]
+	[ -z "$(usage_error_problem pipe tls:localhost:1 tcp-listen:0 --handshake-timeout 1)" ]
+	[ -z "$(usage_error_problem tcp-server --tls --handshake-timeout -1 :0)" ]
+}
+
+@test "at start xport raises its descriptor soft limit to the hard limit" {
+	[ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -gt 600 ] || skip "hard limit too low"
+	ulimit -Sn 256
+	bg_xport s tcp-server --proto echo 127.0.0.1:0
+	wait_ready s
+	local soft hard
+	read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$BG_PID/limits")
+	[ "$soft" = "$hard" ]
+	[ "$soft" != 256 ]
+	# and it is used: 400 peers at once, each answered
+	$PY - "$PORT" <<'PYEOF'
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+port = int(sys.argv[1])
+conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(400)]
+for i, c in enumerate(conns):
+    c.sendall(b"%d\n" % i)
+for i, c in enumerate(conns):
+    want = b"%d\n" % i
+    got = b""
+    while len(got) < len(want):
+        got += c.recv(100)
+    assert got == want, (i, got)
+PYEOF
+}
