@@ -435,6 +435,12 @@ typedef struct xp_server_opts {
 	double tls_handshake_timeout;
 	int use_sock; /* serve an existing listening socket */
 	int sock;
+	/* Called with every accepted socket before anything else happens to
+	 * it: no transport, no TLS handshake, not a byte read.  Return 0 to
+	 * serve it; anything else refuses it and the server closes fd (set
+	 * SO_LINGER 0 on it first for a reset instead of a FIN). */
+	int (*accept_filter)(void *arg, xp_server *s, int fd, const xp_sockaddr *peer);
+	void *accept_filter_arg;
 } xp_server_opts;
 
 /* host NULL or "" listens on every interface (IPv4 and IPv6, one port even
@@ -454,7 +460,12 @@ xp_future *xp_server_serve_forever(xp_server *s);
 xp_future *xp_server_wait_closed(xp_server *s);
 void xp_server_close_clients(xp_server *s);
 void xp_server_abort_clients(xp_server *s);
+/* Connections accepted and not yet lost, TLS handshakes in progress
+ * included. */
 size_t xp_server_connection_count(const xp_server *s);
+/* Of those, the ones whose protocol has not got connection_made yet:
+ * TLS handshakes in progress (and connections accepted this iteration). */
+size_t xp_server_pending_count(const xp_server *s);
 /* Number of listening sockets; *fds points to them. */
 int xp_server_sockets(const xp_server *s, const int **fds);
 int xp_server_sockname(const xp_server *s, int i, xp_sockaddr *out);

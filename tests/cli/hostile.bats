@@ -274,3 +274,77 @@ for i, c in enumerate(conns):
     assert got == want, (i, got)
 PYEOF
 }
+
+# s_client PORT: one TLS client that sends nothing; its report on $T/sc.
+s_client() {
+	timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername localhost \
+		</dev/null >"$T/sc" 2>&1 || true
+}
+
+@test "--deny: a refused TLS peer is closed at accept, before any ServerHello" {
+	command -v openssl >/dev/null || skip "no openssl"
+	bg_xport s -v tcp-server --proto echo --tls --deny 127.0.0.1 127.0.0.1:0
+	wait_ready s
+	s_client "$PORT"
+	# nothing at all came back: no ServerHello, no certificate
+	grep -q 'SSL handshake has read 0 bytes' "$T/sc"
+	grep -q 'no peer certificate available' "$T/sc"
+	grep -Eq '^xport: refused 127\.0\.0\.1:[0-9]+: --allow/--deny$' "$T/s.err"
+}
+
+@test "--allow/--deny: a deny rule wins over an allow rule, in any order" {
+	bg_xport a tcp-server --proto echo --allow 127.0.0.1 --deny 127.0.0.0/8 127.0.0.1:0
+	wait_ready a
+	local p1=$PORT
+	bg_xport b tcp-server --proto echo --deny 127.0.0.2 --allow 127.0.0.0/8 127.0.0.1:0
+	wait_ready b
+	local p2=$PORT
+	$PY - "$p1" "$p2" <<'PYEOF'
+import socket, sys
+def talk(port):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        s.sendall(b"ping")
+        return s.recv(10)
+    except (ConnectionResetError, BrokenPipeError):
+        return b""
+assert talk(sys.argv[1]) == b"", "allowed although a deny rule matches"
+assert talk(sys.argv[2]) == b"ping", "the deny rule of another address refused us"
+PYEOF
+}
+
+@test "--max-conns counts TLS handshakes in progress" {
+	command -v openssl >/dev/null || skip "no openssl"
+	bg_xport s tcp-server --proto echo --tls --max-conns 1 --handshake-timeout 30 127.0.0.1:0
+	wait_ready s
+	# One client connects and stalls its handshake, holding the slot
+	# (until $T/leave appears; bounded, so it never outlives the test)...
+	$PY - "$PORT" "$T" >"$T/stalled" <<'PYEOF' &
+import socket, sys, os, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+print("connected", flush=True)
+end = time.monotonic() + 20
+while not os.path.exists(sys.argv[2] + "/leave") and time.monotonic() < end:
+    time.sleep(0.05)
+s.close()
+PYEOF
+	local stalled=$!
+	wait_for_line "$T/stalled" '^connected$'
+	# ... so the next one is refused at accept: no ServerHello.
+	s_client "$PORT"
+	grep -q 'SSL handshake has read 0 bytes' "$T/sc"
+	wait_for_line "$T/s.err" '^xport: refused 127\.0\.0\.1:[0-9]+: over --max-conns 1$'
+	# Once the stalled client leaves, the slot is free again (polled: the
+	# server notices the leaving peer in its own time).
+	touch "$T/leave"
+	bg_wait "$stalled"
+	local i ok=
+	for i in $(seq 50); do
+		if [ "$(echo again | timeout 5 "$XPORT" tcp-client --tls --insecure "127.0.0.1:$PORT" 2>/dev/null)" = again ]; then
+			ok=1
+			break
+		fi
+		sleep 0.1
+	done
+	[ -n "$ok" ]
+}
