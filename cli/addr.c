@@ -127,14 +127,16 @@ static int cidr_match(const struct xp_cli_cidr *r, int family, const unsigned ch
 }
 
 /*
- * The first matching rule decides.  With no match: refused if any
+ * A peer matching any --deny is refused, whatever --allow says (so a
+ * deny carves holes in an allow list, in any order).  Otherwise one
+ * matching --allow accepts it; with none matching it is refused if any
  * --allow was given (an allow list), else accepted.  A v4-mapped IPv6
  * peer (dual-stack socket) is matched as IPv4.
  */
 int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, socklen_t len)
 {
 	unsigned char addr[16];
-	int family, any_allow = 0;
+	int family, any_allow = 0, allowed = 0;
 	unsigned int i;
 
 	if (!c->n_rules)
@@ -164,15 +166,20 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 		return 1; /* Unix sockets have no address to check */
 	}
 	for (i = 0; i < c->n_rules; i++) {
-		if (cidr_match(&c->rules[i], family, addr))
-			return c->rules[i].allow;
 		any_allow |= c->rules[i].allow;
+		if (!cidr_match(&c->rules[i], family, addr))
+			continue;
+		if (!c->rules[i].allow)
+			return 0;
+		allowed = 1;
 	}
-	return !any_allow;
+	return allowed || !any_allow;
 }
 
 void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
+	int r;
+
 	if (sa && len >= (socklen_t)sizeof(struct sockaddr_in6) && sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const void *)sa;
 
@@ -184,7 +191,9 @@ void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, si
 			return;
 		}
 	}
-	if (!sa || xp_sockaddr_format(sa, len, buf, size) < 0)
+	r = sa ? xp_sockaddr_format(sa, len, buf, size) : -EINVAL;
+	/* -ENOSPC: a long (escaped) Unix name, cut short but still a name. */
+	if (r < 0 && (r != -ENOSPC || !*buf))
 		snprintf(buf, size, "?");
 }
 

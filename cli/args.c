@@ -67,6 +67,7 @@ enum opt_id {
 	O_ALLOW,
 	O_DENY,
 	O_PORT_FILE,
+	O_HANDSHAKE_TIMEOUT,
 	O_PROTO,
 	O_EXEC,
 	O_FORWARD,
@@ -143,6 +144,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"refuse peers in CIDR (repeatable)"),
     VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	"write the bound port to FILE when ready"),
+    VAL(O_HANDSHAKE_TIMEOUT, "handshake-timeout", 0, "SECONDS", NULL, SRV | SUB | PIP,
+	XP_GRP_SERVER, "close a TLS client not set up in this long (default 10)"),
 
     /* TLS */
     FLAG(O_TLS, "tls", 0, SRV | CLI | SUB, XP_GRP_TLS, "use TLS (1.2 at least)"),
@@ -280,6 +283,7 @@ static void set_defaults(struct xp_cli *c)
 	c->wait_for = -1;
 	c->signal = SIGTERM;
 	c->kill_after = -1;
+	c->handshake_timeout = 10;
 }
 
 /* ------------------------------------------------------- value parsers */
@@ -910,6 +914,8 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 	case O_ALLOW:
 	case O_DENY:
 		return add_rule(p, o, v);
+	case O_HANDSHAKE_TIMEOUT:
+		return set_seconds(p, o, v, &c->handshake_timeout);
 	case O_PORT_FILE:
 		return set_string(p, o, v, &c->port_file);
 	}
@@ -1216,6 +1222,24 @@ static int is_tls_ep(const struct xp_cli_endpoint *e)
 	return e->kind == XP_EP_TLS || e->kind == XP_EP_TLS_LISTEN;
 }
 
+/* --handshake-timeout is about TLS servers only. */
+static int check_handshake_timeout(struct parser *p)
+{
+	static const int ids[] = {O_HANDSHAKE_TIMEOUT};
+	const struct xp_cli *c = p->out;
+
+	switch (p->cmd) {
+	case XP_CMD_PIPE:
+		return NEED(p, ids,
+			    c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
+			    "a tls-listen: endpoint");
+	case XP_CMD_SUBPROCESS:
+		return NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+	default:
+		return NEED(p, ids, c->tls, "--tls");
+	}
+}
+
 static int check_tls(struct parser *p)
 {
 	const struct xp_cli *c = p->out;
@@ -1232,6 +1256,8 @@ static int check_tls(struct parser *p)
 		rc = conflict(p, O_INSECURE, O_PIN);
 	if (!rc)
 		rc = conflict(p, O_INSECURE, O_CA);
+	if (!rc)
+		rc = check_handshake_timeout(p);
 	return rc;
 }
 
@@ -1379,6 +1405,8 @@ static int finish(struct parser *p)
 		c->idle_timeout = -1;
 	if (c->connect_timeout == 0)
 		c->connect_timeout = -1;
+	if (c->handshake_timeout == 0)
+		c->handshake_timeout = -1;
 	return XP_CLI_OK;
 }
 

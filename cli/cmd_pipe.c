@@ -419,6 +419,7 @@ static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 	l->idx = i;
 	l->gate = (struct xp_gate_cfg){
 	    .run = &px->run, .start = listen_start, .arg = l, .max_conns = px->cli->max_conns};
+	xp_gate_server_opts(&l->gate, &so);
 	f = xp_cli_listen(px->run.loop, xp_gate_factory, &l->gate, &e->addr, &so);
 	err = f ? xp_loop_run_until_complete(px->run.loop, f) : -errno;
 	if (err < 0) {

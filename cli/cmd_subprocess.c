@@ -230,6 +230,7 @@ static int start_listen(struct sub *s)
 	so.reuse_port = s->cli->reuse_port;
 	so.tls = s->tls;
 	s->gate = (struct xp_gate_cfg){.run = &s->run, .start = listen_start, .arg = s};
+	xp_gate_server_opts(&s->gate, &so);
 	xp_cli_addr_str(&s->cli->sub_addr, 1, s->name, sizeof(s->name));
 	f = xp_cli_listen(s->run.loop, xp_gate_factory, &s->gate, &s->cli->sub_addr, &so);
 	err = f ? xp_loop_run_until_complete(s->run.loop, f) : -errno;

@@ -166,6 +166,7 @@ static int srv_listen(struct srv *s, const char *port, int reuse_port)
 	/* One at a time for stdio: there is one stdin. */
 	if (cli->proto == XP_PROTO_STDIO && (!s->gate.max_conns || s->gate.max_conns > 1))
 		s->gate.max_conns = 1;
+	xp_gate_server_opts(&s->gate, &so);
 	f = xp_cli_listen(s->run.loop, xp_gate_factory, &s->gate, &a, &so);
 	err = f ? xp_loop_run_until_complete(s->run.loop, f) : -errno;
 	if (err < 0) {

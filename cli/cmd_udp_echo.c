@@ -5,6 +5,12 @@
  * disappears (ICMP port unreachable -> error_received) changes nothing.
  * Peers are remembered (bounded) for -v's "new peer" line, SIGUSR1 and
  * --stats, one line per peer.
+ *
+ * An echo server answers whoever the source address names, and a source
+ * address can be forged: one datagram "from" the server itself, or from
+ * another service that answers everything, would bounce for ever at full
+ * speed.  So no datagram from our own address, from port 0 or from a
+ * classic UDP reflector port is answered; they are counted and logged.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,7 +40,119 @@ struct udp {
 	unsigned int npeers;
 	int paused;
 	unsigned long dropped;
+	unsigned long refused; /* datagrams from sources never answered */
+	xp_sockaddr self;      /* our bound address, v4-mapped as IPv4 */
+	int self_any;	       /* bound to a wildcard address */
 };
+
+/* echo, daytime, qotd, chargen, time: they answer anything. */
+static const unsigned short reflector_ports[] = {7, 13, 17, 19, 37};
+
+/* One form to compare: a v4-mapped IPv6 address (dual-stack socket) as
+ * the IPv4 address it is. */
+static void plain_addr(const struct sockaddr *sa, socklen_t len, xp_sockaddr *out)
+{
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET6 && len >= sizeof(*s6) &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&out->u.ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = s6->sin6_port;
+		memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+		out->len = sizeof(*s4);
+		return;
+	}
+	if (len > sizeof(out->u.ss))
+		len = sizeof(out->u.ss);
+	memcpy(&out->u.ss, sa, len);
+	out->len = len;
+}
+
+static unsigned int addr_port(const xp_sockaddr *a)
+{
+	if (a->u.sa.sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&a->u.ss)->sin_port);
+	if (a->u.sa.sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&a->u.ss)->sin6_port);
+	return 0;
+}
+
+/* The address bytes (4 or 16) of an IP address, NULL for anything else. */
+static const void *addr_bytes(const xp_sockaddr *a, size_t *n)
+{
+	*n = a->u.sa.sa_family == AF_INET ? 4 : 16;
+	if (a->u.sa.sa_family == AF_INET)
+		return &((const struct sockaddr_in *)&a->u.ss)->sin_addr;
+	if (a->u.sa.sa_family == AF_INET6)
+		return &((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr;
+	return NULL;
+}
+
+static int is_wildcard(const xp_sockaddr *a)
+{
+	static const unsigned char zero[16];
+	size_t n;
+	const void *b = addr_bytes(a, &n);
+
+	return b && !memcmp(b, zero, n);
+}
+
+/* Is this one of the host's own addresses (any interface, all of
+ * 127/8)?  The kernel lets a socket bind to exactly those. */
+static int is_local_addr(const xp_sockaddr *a)
+{
+	xp_sockaddr b = *a;
+	int fd, ok;
+
+	if (b.u.sa.sa_family == AF_INET)
+		((struct sockaddr_in *)&b.u.ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&b.u.ss)->sin6_port = 0;
+	fd = socket(b.u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ok = bind(fd, &b.u.sa, b.len) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Would a reply to src come back to this very socket? */
+static int is_self(const struct udp *u, const xp_sockaddr *src)
+{
+	const void *x, *y;
+	size_t nx, ny;
+
+	if (addr_port(src) != addr_port(&u->self))
+		return 0;
+	if (u->self_any)
+		return is_local_addr(src);
+	x = addr_bytes(src, &nx);
+	y = addr_bytes(&u->self, &ny);
+	return x && y && src->u.sa.sa_family == u->self.u.sa.sa_family && !memcmp(x, y, nx);
+}
+
+/* Why a datagram from sa must not be answered; NULL if it may be. */
+static const char *refusal(const struct udp *u, const struct sockaddr *sa, socklen_t len)
+{
+	xp_sockaddr src;
+	unsigned int port;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return NULL;
+	plain_addr(sa, len, &src);
+	port = addr_port(&src);
+	if (port == 0)
+		return "source port 0";
+	for (size_t i = 0; i < sizeof(reflector_ports) / sizeof(reflector_ports[0]); i++)
+		if (port == reflector_ports[i])
+			return "source port of a UDP reflector service";
+	if (is_self(u, &src))
+		return "source is this server";
+	return NULL;
+}
 
 static struct peer *peer_find(struct udp *u, const struct sockaddr *sa, socklen_t len, int *isnew)
 {
@@ -66,7 +184,13 @@ static void udp_made(xp_protocol *pr, xp_transport *t)
 	struct udp *u = XP_CONTAINER_OF(pr, struct udp, proto);
 	const struct xp_cli *c = u->cli;
 
+	const xp_sockaddr *self = xp_transport_get_extra_info(t, "sockname", NULL);
+
 	u->t = t;
+	if (self) {
+		plain_addr(&self->u.sa, self->len, &u->self);
+		u->self_any = is_wildcard(&u->self);
+	}
 	xp_transport_set_write_buffer_limits(t, (long long)c->high_water, (long long)c->low_water);
 	xp_transport_set_read_size(t, c->read_size);
 }
@@ -76,10 +200,16 @@ static int udp_datagram(xp_protocol *pr, const void *data, size_t len, const str
 {
 	struct udp *u = XP_CONTAINER_OF(pr, struct udp, proto);
 	struct peer *p;
+	const char *why;
 	char name[160];
 	int isnew;
 
 	xp_cli_sockaddr_str(sa, alen, name, sizeof(name));
+	if (sa && (why = refusal(u, sa, alen)) != NULL) {
+		u->refused++;
+		xp_log(1, "dropped %zu bytes from %s: %s", len, name, why);
+		return 0;
+	}
 	if (!xp_cli_peer_allowed(u->cli, sa, alen)) {
 		xp_log(2, "dropped %zu bytes from %s: --allow/--deny", len, name);
 		return 0;
@@ -254,6 +384,8 @@ int xp_cmd_udp_echo(const struct xp_cli *cli)
 	if (sa && (st = xp_cli_ready(cli, sa, 1)) != 0)
 		return st;
 	st = xp_run_loop(&u.run);
+	if (u.refused)
+		xp_log(1, "dropped %lu datagrams from sources never answered", u.refused);
 	if (cli->stats)
 		for (struct peer *p = u.peers; p; p = p->next)
 			xp_cli_stats_line(cli, &p->st, "closed",

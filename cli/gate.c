@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * gate.c - the protocol every accepted connection starts with.  A server's
- * protocol factory does not know the peer; connection_made does, and runs
- * before the transport reads a byte.  So the gate checks --allow/--deny
- * and --max-conns there, refuses at once or asks the command for the real
- * protocol, hands the transport over to it and frees itself.
+ * gate.c - who gets in.  --allow/--deny and --max-conns are checked by the
+ * server's accept filter, on the bare socket: a refused peer is closed
+ * before a byte is read and before any TLS handshake, and --max-conns
+ * counts handshakes in progress.  Every accepted connection then starts
+ * with the gate protocol, whose connection_made asks the command for the
+ * real protocol, hands the transport over to it and frees itself.
  */
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "run.h"
 
@@ -25,22 +27,10 @@ static void gate_made(xp_protocol *p, xp_transport *t)
 	xp_protocol *inner;
 
 	xp_cli_sockaddr_str(peer ? &peer->u.sa : NULL, peer ? peer->len : 0, name, sizeof(name));
+	/* Accepted, then the command stopped taking more during the TLS
+	 * handshake (a one-connection server got its connection). */
 	if (r->no_more) {
 		xp_log(1, "refused %s: not accepting any more", name);
-		xp_transport_close(t);
-		return;
-	}
-	if (peer && !xp_cli_peer_allowed(r->cli, &peer->u.sa, peer->len)) {
-		xp_log(1, "refused %s: --allow/--deny", name);
-		xp_cli_set_linger0(t);
-		xp_transport_abort(t);
-		return;
-	}
-	if (cfg->max_conns && r->nconns >= cfg->max_conns) {
-		if (r->cli->max_conns)
-			xp_log(0, "refused %s: over --max-conns %u", name, cfg->max_conns);
-		else
-			xp_log(0, "refused %s: busy (stdio serves one connection at a time)", name);
 		xp_transport_close(t);
 		return;
 	}
@@ -66,6 +56,62 @@ static const xp_protocol_ops gate_ops = {
     .connection_made = gate_made,
     .connection_lost = gate_lost,
 };
+
+/* Connections from accept on: the command's own, plus those accepted
+ * but not started yet (TLS handshakes in progress) on every listener. */
+static size_t conns_from_accept(struct xp_run *r, xp_server *s)
+{
+	size_t n = r->nconns;
+	int listed = 0;
+
+	for (int i = 0; i < r->nservers; i++) {
+		n += xp_server_pending_count(r->servers[i]);
+		listed |= r->servers[i] == s;
+	}
+	if (!listed) /* not registered yet: accepting during the setup */
+		n += xp_server_pending_count(s);
+	return n;
+}
+
+static int gate_accept(void *arg, xp_server *s, int fd, const xp_sockaddr *peer)
+{
+	struct xp_gate_cfg *cfg = arg;
+	struct xp_run *r = cfg->run;
+	struct linger rst = {.l_onoff = 1, .l_linger = 0};
+	char name[160];
+
+	xp_cli_sockaddr_str(&peer->u.sa, peer->len, name, sizeof(name));
+	if (r->no_more) {
+		xp_log(1, "refused %s: not accepting any more", name);
+		return 1;
+	}
+	if (!xp_cli_peer_allowed(r->cli, &peer->u.sa, peer->len)) {
+		xp_log(1, "refused %s: --allow/--deny", name);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		return 1;
+	}
+	if (cfg->max_conns && conns_from_accept(r, s) >= cfg->max_conns) {
+		if (r->cli->max_conns)
+			xp_log(0, "refused %s: over --max-conns %u", name, cfg->max_conns);
+		else
+			xp_log(0, "refused %s: busy (stdio serves one connection at a time)", name);
+		return 1;
+	}
+	return 0;
+}
+
+/* The accept filter above, and --handshake-timeout: a TLS client that
+ * never finishes its handshake would hold a descriptor (and, with
+ * --max-conns, a slot) for ever.  "None" is as good as for ever. */
+void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
+{
+	const struct xp_cli *c = cfg->run->cli;
+
+	so->accept_filter = gate_accept;
+	so->accept_filter_arg = cfg;
+	if (so->tls)
+		so->tls_handshake_timeout = c->handshake_timeout < 0 ? 1e9 : c->handshake_timeout;
+}
 
 xp_protocol *xp_gate_factory(void *cfg)
 {

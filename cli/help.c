@@ -297,7 +297,8 @@ static void print_tls(FILE *f, const struct xp_cli *c)
 	fprintf(f, "pin=");
 	for (i = 0; c->has_pin && i < 32; i++)
 		fprintf(f, "%02x", c->pin[i]);
-	fprintf(f, "\nservername=%s alpn=%s\n", c->servername ? c->servername : "",
+	fprintf(f, "\nhandshake_timeout=%g\n", c->handshake_timeout);
+	fprintf(f, "servername=%s alpn=%s\n", c->servername ? c->servername : "",
 		c->alpn ? c->alpn : "");
 }
 

@@ -25,13 +25,16 @@ int xp_log_on(int level)
 	return verbosity >= level;
 }
 
-/* One fprintf per line, so lines from worker threads never interleave. */
+/* One fprintf per line, so lines from worker threads never interleave.
+ * A line may carry what a peer chose (a Unix socket name, a host name):
+ * escaped, it can neither break the line nor drive the terminal. */
 static void vline(const char *fmt, va_list ap)
 {
-	char buf[1024];
+	char buf[1024], safe[1024];
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	fprintf(stderr, "xport: %s\n", buf);
+	xp_escape_str(safe, sizeof(safe), buf, strlen(buf));
+	fprintf(stderr, "xport: %s\n", safe);
 }
 
 void xp_log(int level, const char *fmt, ...)

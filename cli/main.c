@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <openssl/crypto.h>
 
@@ -68,6 +69,32 @@ static void hold_std_fds(void)
 	}
 }
 
+/*
+ * Every connection costs a descriptor (a relay two or three): a soft limit
+ * of 1024 would turn a busy server away long before the system would.
+ * The hard limit is what this process may have; an unlimited one is
+ * bounded by the kernel's fs.nr_open.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	unsigned long nr_open = 0;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 || rl.rlim_max != RLIM_INFINITY)
+		return;
+	f = fopen("/proc/sys/fs/nr_open", "r");
+	if (f && fscanf(f, "%lu", &nr_open) == 1 && nr_open > 0) {
+		rl.rlim_cur = nr_open;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (f)
+		fclose(f);
+}
+
 static int run(const struct xp_cli *cli)
 {
 	static int (*const commands[])(const struct xp_cli *) = {
@@ -99,6 +126,7 @@ int main(int argc, char **argv)
 	rc = xp_cli_parse(argc, argv, &cli, err, sizeof(err));
 	switch (rc) {
 	case XP_CLI_OK:
+		raise_fd_limit();
 		return run(&cli);
 	case XP_CLI_HELP:
 		xp_cli_usage(stdout, cli.command);

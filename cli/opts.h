@@ -96,8 +96,9 @@ enum { XP_CLI_SEND_ONLY = 1, XP_CLI_RECV_ONLY = 2 };
 
 /*
  * Durations are seconds as double.  A negative value means "none" (no
- * limit / not given).  For --idle-timeout and --connect-timeout, 0 on the
- * command line also means "none" and is stored as -1.
+ * limit / not given).  For --idle-timeout, --connect-timeout and
+ * --handshake-timeout, 0 on the command line also means "none" and is
+ * stored as -1.
  */
 struct xp_cli {
 	enum xp_cli_command command;
@@ -141,6 +142,7 @@ struct xp_cli {
 	unsigned int n_rules;
 	struct xp_cli_cidr rules[XP_CLI_MAX_RULES];
 	const char *port_file;
+	double handshake_timeout; /* TLS servers; default 10; <0: none */
 
 	/* tcp-client */
 	double wait_for; /* <0: not given */

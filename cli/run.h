@@ -180,9 +180,10 @@ void xp_cli_one_way(const struct xp_cli *c, xp_relay_opts *ro, int to);
 void xp_cli_stdio_session(xp_relay_opts *ro, int stdio_end, int shared);
 
 /* ---- gate.c ---- */
-/* A protocol for accepted connections: checks --allow/--deny and
- * --max-conns in connection_made (before any byte is read), then asks
- * start() for the real protocol and hands the transport over to it. */
+/* A protocol for accepted connections: asks start() for the real protocol
+ * in connection_made and hands the transport over to it.  --allow/--deny
+ * and --max-conns are checked at accept by the filter that
+ * xp_gate_server_opts() installs: every listener must use both. */
 typedef xp_protocol *(*xp_gate_start)(struct xp_run *r, xp_transport *t, void *arg);
 struct xp_gate_cfg {
 	struct xp_run *run;
@@ -191,6 +192,9 @@ struct xp_gate_cfg {
 	unsigned int max_conns; /* 0: no limit */
 };
 xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
+/* Server options that go with the gate (set so->tls first): the accept
+ * filter and the TLS handshake timeout. */
+void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so);
 
 /* ---- udpadapt.c ---- */
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */

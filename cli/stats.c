@@ -5,25 +5,19 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "run.h"
 
-/* JSON string body: escape quotes, backslashes and control characters. */
+/* JSON string body of s, which is already printable UTF-8 (escaped). */
 static void json_str(char *out, size_t size, const char *s)
 {
 	size_t o = 0;
 
-	for (; *s && o + 7 < size; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
+	for (; *s && o + 3 < size; s++) {
+		if (*s == '"' || *s == '\\')
 			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20) {
-			o += (size_t)snprintf(out + o, size - o, "\\u%04x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
+		out[o++] = *s;
 	}
 	out[o] = '\0';
 }
@@ -31,12 +25,15 @@ static void json_str(char *out, size_t size, const char *s)
 void xp_cli_stats_line(const struct xp_cli *c, const xp_conn_stats *st, const char *end,
 		       double seconds)
 {
-	const char *peer = st->peer[0] ? st->peer : "-";
+	const char *name = st->peer[0] ? st->peer : "-";
+	char peer[sizeof(st->peer) * 4 + 1];
 
+	/* A peer's name (or a label) is never trusted to be printable. */
+	xp_escape_str(peer, sizeof(peer), name, strlen(name));
 	if (seconds < 0)
 		seconds = 0;
 	if (c->stats == XP_STATS_JSON) {
-		char p[sizeof(st->peer) * 6 + 8];
+		char p[sizeof(peer) * 2 + 1];
 
 		json_str(p, sizeof(p), peer);
 		fprintf(stderr,

@@ -37,6 +37,8 @@ struct xp_server {
 	void *arg;
 	xp_tls_ctx *tls;
 	double handshake_timeout;
+	int (*accept_filter)(void *arg, xp_server *s, int fd, const xp_sockaddr *peer);
+	void *accept_filter_arg;
 	int backlog;
 	struct listener *ls;
 	int *fds;
@@ -96,6 +98,8 @@ static struct xp_server *server_new(xp_loop *loop, xp_protocol_factory factory, 
 	s->arg = arg;
 	s->backlog = o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG;
 	s->handshake_timeout = o->tls_handshake_timeout;
+	s->accept_filter = o->accept_filter;
+	s->accept_filter_arg = o->accept_filter_arg;
 	if (o->tls)
 		s->tls = xp_tls_ctx_retain(o->tls);
 	xp_list_init(&s->conns);
@@ -151,7 +155,14 @@ static void server_report(struct xp_server *s, const char *msg, int err)
 
 static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 {
-	xp_transport *t = xp__stream_new_accepted(s->loop, fd, NULL, peer);
+	xp_transport *t;
+
+	/* A refused peer costs no transport, no handshake, no read. */
+	if (s->accept_filter && s->accept_filter(s->accept_filter_arg, s, fd, peer)) {
+		close(fd);
+		return;
+	}
+	t = xp__stream_new_accepted(s->loop, fd, NULL, peer);
 
 	if (!t) {
 		server_report(s, "Error creating a transport for an accepted connection",
@@ -406,6 +417,18 @@ void xp_server_abort_clients(xp_server *s)
 size_t xp_server_connection_count(const xp_server *s)
 {
 	return s ? s->nconns : 0;
+}
+
+size_t xp_server_pending_count(const xp_server *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return 0;
+	for (const struct xp_list *l = s->conns.next; l != &s->conns; l = l->next)
+		if (!xp_list_entry(l, xp_transport, server_node)->made)
+			n++;
+	return n;
 }
 
 int xp_server_sockets(const xp_server *s, const int **fds)

@@ -69,9 +69,18 @@ const char *xp_strerror(int err);
 
 /* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name".
  * Reads no byte past len: -EINVAL if len is too short for the family's
- * address; a sun_path is taken up to its NUL or len.  -ENOSPC if buf is too
- * small, -EAFNOSUPPORT for other families. */
+ * address; a sun_path is taken up to its NUL or len.  A Unix socket name is
+ * chosen by the peer: it comes out escaped as by xp_escape_str, so the text
+ * is safe to print.  -ENOSPC if buf is too small (truncated),
+ * -EAFNOSUPPORT for other families. */
 int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/* Copy len bytes of s to buf as printable UTF-8: every byte of a control
+ * character (C0, DEL, C1) or of invalid UTF-8 becomes the text "\xNN".
+ * Idempotent (its output comes back unchanged).  Always NUL-terminates
+ * when size > 0; -ENOSPC when it had to stop early, which it does only
+ * between two whole characters or escapes. */
+int xp_escape_str(char *buf, size_t size, const void *s, size_t len);
 
 /* An address with its length, as get_extra_info("peername") returns it. */
 typedef struct xp_sockaddr {
@@ -437,6 +446,12 @@ typedef struct xp_server_opts {
 	double tls_handshake_timeout;
 	int use_sock; /* serve an existing listening socket */
 	int sock;
+	/* Called with every accepted socket before anything else happens to
+	 * it: no transport, no TLS handshake, not a byte read.  Return 0 to
+	 * serve it; anything else refuses it and the server closes fd (set
+	 * SO_LINGER 0 on it first for a reset instead of a FIN). */
+	int (*accept_filter)(void *arg, xp_server *s, int fd, const xp_sockaddr *peer);
+	void *accept_filter_arg;
 } xp_server_opts;
 
 /* host NULL or "" listens on every interface (IPv4 and IPv6, one port even
@@ -456,7 +471,12 @@ xp_future *xp_server_serve_forever(xp_server *s);
 xp_future *xp_server_wait_closed(xp_server *s);
 void xp_server_close_clients(xp_server *s);
 void xp_server_abort_clients(xp_server *s);
+/* Connections accepted and not yet lost, TLS handshakes in progress
+ * included. */
 size_t xp_server_connection_count(const xp_server *s);
+/* Of those, the ones whose protocol has not got connection_made yet:
+ * TLS handshakes in progress (and connections accepted this iteration). */
+size_t xp_server_pending_count(const xp_server *s);
 /* Number of listening sockets; *fds points to them. */
 int xp_server_sockets(const xp_server *s, const int **fds);
 int xp_server_sockname(const xp_server *s, int i, xp_sockaddr *out);

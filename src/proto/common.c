@@ -71,8 +71,10 @@ const char *xp__end_for_err(int err)
 void xp__peer_label(xp_transport *t, const char *label, char *buf, size_t size)
 {
 	const xp_sockaddr *sa = t ? xp_transport_get_extra_info(t, "peername", NULL) : NULL;
+	int r = sa && sa->len > 0 ? xp_sockaddr_format(&sa->u.sa, sa->len, buf, size) : -EINVAL;
 
-	if (sa && sa->len > 0 && xp_sockaddr_format(&sa->u.sa, sa->len, buf, size) >= 0 && *buf)
+	/* A long escaped Unix name is cut short, which beats no name at all. */
+	if ((r == 0 || r == -ENOSPC) && *buf)
 		return;
 	snprintf(buf, size, "%s", label);
 }

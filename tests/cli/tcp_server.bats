@@ -263,8 +263,9 @@ PYEOF
 	$PY - "$p1" "$p2" "$p3" <<'PYEOF'
 import socket, sys
 def talk(port):
-    s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
     try:
+        # the reset of a refused peer may even beat connect() back
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
         s.sendall(b"ping")
         return s.recv(10)
     except (ConnectionResetError, BrokenPipeError):

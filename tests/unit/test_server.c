@@ -1034,3 +1034,157 @@ TEST(server_tls_echo_with_tls_client)
 	xp_server_free(s);
 	xp_loop_free(loop);
 }
+
+/* ---- accept_filter and pending_count ------------------------------------ */
+
+struct filt {
+	int calls, refuse, reset;
+	int peer_port;		/* of the last peer seen */
+	size_t pending_seen[8]; /* xp_server_pending_count at each call */
+};
+
+static int filt_cb(void *arg, xp_server *s, int fd, const xp_sockaddr *peer)
+{
+	struct filt *f = arg;
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
+
+	if (f->calls < 8)
+		f->pending_seen[f->calls] = xp_server_pending_count(s);
+	f->calls++;
+	f->peer_port = ntohs(((const struct sockaddr_in *)&peer->u.ss)->sin_port);
+	if (f->refuse && f->reset)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	return f->refuse;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	return ntohs(sa.sin_port);
+}
+
+struct scount {
+	xp_server *s;
+	size_t want;
+};
+static int cond_conns_eq(void *arg)
+{
+	struct scount *c = arg;
+	return xp_server_connection_count(c->s) == c->want;
+}
+
+TEST(server_accept_filter_refuses_before_any_transport)
+{
+	xp_loop *loop = xp_loop_new();
+	struct sctx c = {.loop = loop};
+	struct filt f = {.refuse = 1, .reset = 1};
+	xp_server_opts so = {.accept_filter = filt_cb, .accept_filter_arg = &f};
+	xp_server *s = mk_server(loop, &c, "127.0.0.1", "0", &so, NULL);
+	char buf[8];
+
+	REQUIRE(s);
+	int fd = tcp_connect4(server_port(s, 0));
+	REQUIRE(fd >= 0);
+	CHECK_EQ(xpt_write_all(fd, "ping", 4), 4);
+	CHECK(run_until_ge(loop, &f.calls, 1, 3));
+	CHECK_EQ(f.peer_port, local_port(fd));
+	/* Refused: no protocol ever made, no byte read, a reset for the peer. */
+	CHECK_EQ(xpt_read_all(fd, buf, sizeof(buf), 2000), -1);
+	CHECK_EQ(errno, ECONNRESET);
+	CHECK_EQ(c.nfactory, 0);
+	CHECK_EQ(c.bytes, 0);
+	CHECK_EQ(xp_server_connection_count(s), 0);
+	close(fd);
+	/* Accepted: served as usual. */
+	f.refuse = 0;
+	fd = tcp_connect4(server_port(s, 0));
+	REQUIRE(fd >= 0);
+	CHECK(echo_roundtrip(loop, &c, fd, "hello"));
+	CHECK_EQ(f.calls, 2);
+	CHECK_EQ(c.nfactory, 1);
+	close(fd);
+	CHECK(run_until_ge(loop, &c.lost, 1, 3));
+	xp_server_free(s);
+	xp_loop_free(loop);
+}
+
+TEST(server_accept_filter_runs_before_the_tls_handshake)
+{
+	xp_loop *loop = xp_loop_new();
+	struct sctx c = {.loop = loop};
+	struct filt f = {.refuse = 1};
+	unsigned char fp[32];
+	xp_tls_ctx *sctx = xp_tls_ctx_new(1), *cctx = xp_tls_ctx_new(0);
+	REQUIRE(sctx && cctx);
+	REQUIRE(xp_tls_ctx_use_self_signed(sctx, "localhost", fp) == 0);
+	REQUIRE(xp_tls_ctx_set_pin(cctx, fp) == 0);
+	xp_server_opts so = {.tls = sctx, .accept_filter = filt_cb, .accept_filter_arg = &f};
+	xp_server *s = mk_server(loop, &c, "127.0.0.1", "0", &so, NULL);
+	REQUIRE(s);
+	xp_tls_ctx_release(sctx);
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", server_port(s, 0));
+	struct rec *r = rec_new(&rec_stream_ops, loop);
+	xp_connect_opts co = {.tls = cctx, .server_hostname = "localhost", .timeout = 5};
+	xp_future *cf = xp_create_connection(loop, rec_one, r, "127.0.0.1", ps, &co);
+	/* The client's handshake fails: the server closed without a word. */
+	CHECK(xp_loop_run_until_complete(loop, cf) < 0);
+	xp_future_release(cf);
+	CHECK_EQ(f.calls, 1);
+	CHECK_EQ(c.nfactory, 0);
+	CHECK_EQ(xp_server_connection_count(s), 0);
+	xp_tls_ctx_release(cctx);
+	rec_free(r);
+	xp_server_free(s);
+	xp_loop_free(loop);
+}
+
+TEST(server_pending_count_counts_tls_handshakes_in_progress)
+{
+	xp_loop *loop = xp_loop_new();
+	struct sctx c = {.loop = loop};
+	struct filt f = {0};
+	unsigned char fp[32];
+	xp_tls_ctx *sctx = xp_tls_ctx_new(1), *cctx = xp_tls_ctx_new(0);
+	REQUIRE(sctx && cctx);
+	REQUIRE(xp_tls_ctx_use_self_signed(sctx, "localhost", fp) == 0);
+	REQUIRE(xp_tls_ctx_set_pin(cctx, fp) == 0);
+	xp_server_opts so = {.tls = sctx, .accept_filter = filt_cb, .accept_filter_arg = &f};
+	xp_server *s = mk_server(loop, &c, "127.0.0.1", "0", &so, NULL);
+	REQUIRE(s);
+	xp_tls_ctx_release(sctx);
+	/* A client that connects and never says hello. */
+	int stalled = tcp_connect4(server_port(s, 0));
+	REQUIRE(stalled >= 0);
+	struct scount one = {s, 1};
+	CHECK(rec_run_until(loop, cond_conns_eq, &one, 3));
+	CHECK_EQ(xp_server_pending_count(s), 1);
+	/* A real client: its filter call sees the stalled one pending. */
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", server_port(s, 0));
+	struct rec *r = rec_new(&rec_stream_ops, loop);
+	xp_connect_opts co = {.tls = cctx, .server_hostname = "localhost", .timeout = 5};
+	xp_future *cf = xp_create_connection(loop, rec_one, r, "127.0.0.1", ps, &co);
+	CHECK_EQ(xp_loop_run_until_complete(loop, cf), 0);
+	xp_transport *t = xp_future_result(cf);
+	xp_future_release(cf);
+	CHECK(run_until_ge(loop, &c.made, 1, 3));
+	CHECK_EQ(f.calls, 2);
+	CHECK_EQ(f.pending_seen[0], 0);
+	CHECK_EQ(f.pending_seen[1], 1);
+	CHECK_EQ(xp_server_connection_count(s), 2);
+	CHECK_EQ(xp_server_pending_count(s), 1);
+	/* The stalled client leaves: nothing pending any more. */
+	close(stalled);
+	CHECK(rec_run_until(loop, cond_conns_eq, &one, 3));
+	CHECK_EQ(xp_server_pending_count(s), 0);
+	xp_transport_close(t);
+	CHECK(rec_run_until(loop, rec_cond_lost, r, 3));
+	xp_tls_ctx_release(cctx);
+	rec_free(r);
+	xp_server_free(s);
+	xp_loop_free(loop);
+}
