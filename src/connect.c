@@ -27,13 +27,6 @@
  * to poll for (the socket is always writable): retry on a short timer. */
 #define UNIX_RETRY_DELAY 0.01
 
-int xp__socket(int family, int type, int proto)
-{
-	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
-
-	return fd < 0 ? -errno : fd;
-}
-
 static xp_future *failed(xp_loop *loop, int err)
 {
 	xp_future *f = xp_future_new(loop);
@@ -721,28 +714,6 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 }
 
 /* Fill a sockaddr_un; "@name" is an abstract name.  Returns 0 or -errno. */
-int xp__unix_addr(const char *path, xp_sockaddr *out)
-{
-	struct sockaddr_un *un = (struct sockaddr_un *)&out->u.ss;
-	size_t n;
-
-	if (!path || !*path)
-		return -EINVAL;
-	n = strlen(path);
-	if (n >= sizeof(un->sun_path))
-		return -ENAMETOOLONG;
-	memset(out, 0, sizeof(*out));
-	un->sun_family = AF_UNIX;
-	memcpy(un->sun_path, path, n);
-	if (path[0] == '@') {
-		un->sun_path[0] = '\0';
-		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	} else {
-		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-	}
-	return 0;
-}
-
 xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory, void *arg,
 				     const char *path, const xp_connect_opts *opts)
 {

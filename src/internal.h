@@ -149,7 +149,11 @@ int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(voi
 int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
 		struct addrinfo **ai, xp_future **fut);
 
-/* fd helpers */
+/* sock.c: socket and descriptor helpers */
+/* A socket, non-blocking and close-on-exec; the fd or -errno. */
+int xp__socket(int family, int type, int proto);
+/* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
+int xp__unix_addr(const char *path, xp_sockaddr *out);
 int xp__set_nonblock(int fd, bool on);
 int xp__set_cloexec(int fd);
 int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out);
@@ -218,19 +222,23 @@ struct xp_transport {
 	const struct xp_transport_vt *vt;
 	xp_loop *loop;
 	xp_protocol *protocol;
-	xp_server *server;	    /* accepted by this server, or NULL */
-	struct xp_list server_node; /* on server's connection list */
-	struct xp_tracked tracked;  /* on loop's live list (debug report) */
-	size_t high, low;	    /* write watermarks */
-	size_t read_size;	    /* bytes per read for plain Protocols */
-	bool closing;		    /* close/abort/fatal happened */
-	bool reading;		    /* wanted by the protocol (is_reading) */
-	bool eof;		    /* eof_received delivered: never read again */
-	bool made;		    /* connection_made delivered */
-	bool lost_scheduled;	    /* connection_lost queued: exactly once */
-	bool lost;		    /* connection_lost delivered */
-	bool proto_paused;	    /* pause_writing delivered, resume owed */
-	xp_future *waiter;	    /* completed with t after connection_made */
+	/* Whoever keeps count of this transport (a server, for its connection
+	 * list and wait_closed) links it here and sets gone: called once,
+	 * right after connection_lost.  transport.c knows nothing more. */
+	void *owner;
+	struct xp_list owner_node;
+	void (*gone)(xp_transport *t);
+	struct xp_tracked tracked; /* on loop's live list (debug report) */
+	size_t high, low;	   /* write watermarks */
+	size_t read_size;	   /* bytes per read for plain Protocols */
+	bool closing;		   /* close/abort/fatal happened */
+	bool reading;		   /* wanted by the protocol (is_reading) */
+	bool eof;		   /* eof_received delivered: never read again */
+	bool made;		   /* connection_made delivered */
+	bool lost_scheduled;	   /* connection_lost queued: exactly once */
+	bool lost;		   /* connection_lost delivered */
+	bool proto_paused;	   /* pause_writing delivered, resume owed */
+	xp_future *waiter;	   /* completed with t after connection_made */
 	int lost_err;
 	int refs; /* the loop's until connection_lost, + retains */
 };
@@ -275,23 +283,17 @@ static inline bool xp__proto_is_buffered(const xp_transport *t)
 void xp__fc_check_pause(xp_transport *t);
 void xp__fc_check_resume(xp_transport *t);
 
-/* server.c: accepted transports count toward wait_closed. */
-void xp__server_attach(xp_server *s, xp_transport *t);
-void xp__server_detach(xp_server *s, xp_transport *t);
-
-/* connect.c: resolve-free helpers the kinds share. */
-int xp__socket(int family, int type, int proto);
-
 /* tls.c: wrap an existing stream transport. */
 /* app is the protocol for start_tls; connect.c and server.c pass NULL and
  * a factory instead, called only once the handshake succeeded.  A fresh raw
  * transport (no protocol, not started) becomes the TLS layer's: it is
  * aborted on early errors.  A running one (start_tls) is left as it is on
- * failure. */
+ * failure.  *tls_out (if not NULL) gets the TLS transport once it exists,
+ * for a caller that keeps count of its connections (a server). */
 xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 			xp_protocol_factory factory, void *factory_arg, xp_tls_ctx *tls,
 			int server_side, const char *server_hostname, double handshake_timeout,
-			xp_server *server);
+			xp_transport **tls_out);
 
 /* ---- stream.c (and wbuf.c) ---- */
 
@@ -326,9 +328,6 @@ size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_
 xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
 			     const xp_sockaddr *addrs, size_t n, const char *host,
 			     const xp_connect_opts *opts);
-/* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
-int xp__unix_addr(const char *path, xp_sockaddr *out);
-
 /* ---- pipe.c ---- */
 
 /* A read or write pipe transport around fd (pipe, FIFO, socket, tty,

@@ -1206,7 +1206,7 @@ static xp_future *wrap_failed(xp_future *fut, xp_transport *raw, bool fresh, int
 xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 			xp_protocol_factory factory, void *factory_arg, xp_tls_ctx *tls,
 			int server_side, const char *server_hostname, double handshake_timeout,
-			xp_server *server)
+			xp_transport **tls_out)
 {
 	/* connect.c and server.c hand over a raw transport that has no
 	 * protocol and was not started; start_tls one that runs. */
@@ -1248,8 +1248,8 @@ xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 	s->raw_reading = true; /* xp__transport_start / resume_reading below */
 	s->factory = factory;
 	s->factory_arg = factory_arg;
-	if (server)
-		xp__server_attach(server, t);
+	if (tls_out)
+		*tls_out = t;
 	if (fresh) {
 		raw->protocol = &s->proto;
 		raw_limits(raw);
