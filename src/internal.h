@@ -317,6 +317,22 @@ xp_transport *xp__stream_new_accepted(xp_loop *loop, int fd, xp_protocol *p,
 int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
 		      void *arg);
 
+/* Loop.sendfile on a stream transport: 0 with *out set, -ENOTSUP for
+ * another kind, or an error (XP_ESTATE after write_eof, -EBUSY while
+ * another sendfile runs, -ENOMEM). */
+int xp__stream_sendfile(xp_transport *t, int file_fd, off_t offset, size_t count, xp_future **out);
+
+/* ---- sendfile.c ---- */
+
+/* Bytes per read when a file is copied instead of sendfile(2)'d. */
+#define XP_SENDFILE_COPY_CHUNK 65536u
+/* Does this sendfile(2) failure (errno) mean "copy the file instead"? */
+bool xp__sendfile_falls_back(int err, size_t sent);
+/* Read up to want bytes of the file being sent: pread at *offset, read()
+ * once it proved unseekable (*unseekable set), EINTR retried; *offset
+ * advances.  Bytes read, 0 at its end, or -errno. */
+ssize_t xp__sendfile_read(int fd, void *buf, size_t want, off_t *offset, bool *unseekable);
+
 /* ---- connect.c ---- */
 
 /* Order getaddrinfo results for Happy Eyeballs (RFC 8305 section 4):
