@@ -63,6 +63,11 @@ static void chain_unref(struct chain *ch)
 
 static void chain_user_done(xp_future *user, void *arg);
 
+static void release_transport(void *t)
+{
+	xp_transport_release(t);
+}
+
 static void chain_inner_done(xp_future *inner, void *arg)
 {
 	struct chain *ch = arg;
@@ -71,11 +76,15 @@ static void chain_inner_done(xp_future *inner, void *arg)
 		ch->refs--;
 	if (!xp_future_done(ch->user)) {
 		int err = xp_future_error(inner);
+		xp_transport *t = err ? NULL : xp_future_result(inner);
 
+		/* The caller's future holds its own reference, as documented
+		 * (the inner one drops its reference when released). */
 		if (err)
 			xp_future_set_error(ch->user, err);
-		else
-			xp_future_set_result(ch->user, xp_future_result(inner));
+		else if (xp_future_set_result_owned(ch->user, xp_transport_retain(t),
+						    release_transport) < 0)
+			xp_transport_release(t);
 	}
 	chain_unref(ch);
 }
