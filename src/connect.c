@@ -98,7 +98,7 @@ static void chain_user_done(xp_future *user, void *arg)
 	chain_unref(ch);
 }
 
-static void chain_futures(xp_future *user, xp_future *inner)
+void xp__chain_futures(xp_future *user, xp_future *inner)
 {
 	struct chain *ch = calloc(1, sizeof(*ch));
 
@@ -156,7 +156,7 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 			xp_future_set_error(fut, errno ? -errno : -ENOMEM);
 			return;
 		}
-		chain_futures(fut, inner);
+		xp__chain_futures(fut, inner);
 		return;
 	}
 	int r = xp__transport_start(t, fut);
@@ -683,6 +683,11 @@ xp_future *xp_create_connection(xp_loop *loop, xp_protocol_factory factory, void
 	r = check_opts(factory, opts);
 	if (r < 0)
 		return failed(loop, r);
+	if (opts && opts->proxy && opts->proxy->kind != XP_PROXY_NONE) {
+		if (opts->use_sock)
+			return failed(loop, -EINVAL);
+		return xp__proxy_connect(loop, factory, arg, host, port, opts);
+	}
 	if (opts && opts->use_sock) {
 		/* asyncio: host/port and sock are exclusive (ValueError). */
 		if (host || port || opts->local_addr) {
@@ -764,6 +769,9 @@ xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory,
 		return failed(loop, r);
 	if (opts)
 		o = *opts;
+	/* A proxy reaches TCP targets only. */
+	if (o.proxy && o.proxy->kind != XP_PROXY_NONE)
+		return failed(loop, -EINVAL);
 	if (o.use_sock) {
 		if (path) {
 			close(o.sock);

@@ -301,6 +301,19 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 			     const xp_connect_opts *opts);
 /* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
 int xp__unix_addr(const char *path, xp_sockaddr *out);
+/* Complete user as inner completes; cancelling user cancels inner.  Takes
+ * the caller's reference to inner. */
+void xp__chain_futures(xp_future *user, xp_future *inner);
+
+/* ---- proxy.c ---- */
+
+/* xp_create_connection with opts->proxy set. */
+xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *arg,
+			     const char *host, const char *port, const xp_connect_opts *opts);
+/* Text of an XP_EPROXY* code (xp_is_proxy_error). */
+const char *xp__proxy_strerror(int err);
+/* Standard reason phrase of an HTTP status, or NULL. */
+const char *xp__http_reason(int status);
 
 /* ---- pipe.c ---- */
 
