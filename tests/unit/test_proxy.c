@@ -767,3 +767,35 @@ TEST(proxy_server_http_python_client)
 {
 	python_client(XP_PROXY_HTTP, py_http_client, true);
 }
+
+/* A client that leaves mid-request, or idles: reported once, r NULL. */
+TEST(proxy_server_reports_clients_that_never_got_a_tunnel)
+{
+	struct fx f;
+	int fd;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	fx_init(&f, XP_PROXY_SOCKS5);
+	f.so.relay.proto.idle_timeout = 0.2;
+	fx_start(&f);
+	sa.sin_port = htons((uint16_t)f.proxy_port);
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK_EQ(write(fd, "\x05", 1), 1);
+	close(fd);
+	CHECK(rec_run_until(f.loop, cond_done, &f, 5));
+	CHECK_EQ(f.ndone, 1);
+	CHECK_EQ(f.ndone_null, 1);
+	CHECK_STR(f.done_end, "eof");
+
+	f.ndone = f.ndone_null = 0;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(rec_run_until(f.loop, cond_done, &f, 5));
+	CHECK_EQ(f.ndone, 1);
+	CHECK_EQ(f.ndone_null, 1);
+	CHECK_STR(f.done_end, "timeout");
+	close(fd);
+	fx_done(&f);
+}
