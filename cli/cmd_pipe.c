@@ -103,8 +103,12 @@ static void connect_done(xp_future *fut, void *arg)
 	int err = xp_future_error(fut);
 
 	if (err && err != -ECANCELED) {
+		char what[700];
+
 		if (first_failure(f->px))
-			xp_err("connect %s: %s", f->name, xp_cli_strerror(err));
+			xp_err("%s: %s",
+			       xp_cli_connect_what(f->px->cli, f->name, err, what, sizeof(what)),
+			       xp_cli_strerror(err));
 		xp_run_fail(&f->px->run, xp_cli_connect_status(err));
 		xp_relay_fail_end(f->r, f->end, err);
 	} else if (!err) {
@@ -155,6 +159,7 @@ static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 	const struct xp_cli_endpoint *e = &px->cli->ep[i];
 	struct efact *f = efact_new(px, r, i);
 	xp_connect_opts o;
+	xp_proxy proxy;
 
 	if (!f) {
 		xp_relay_fail_end(r, i, -ENOMEM);
@@ -162,6 +167,7 @@ static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 	}
 	memset(&o, 0, sizeof(o));
 	o.timeout = px->cli->connect_timeout > 0 ? px->cli->connect_timeout : 0;
+	o.proxy = xp_cli_proxy(px->cli, &proxy);
 	if (tls) {
 		o.tls = px->tls_client;
 		o.server_hostname = px->cli->servername;

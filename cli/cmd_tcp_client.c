@@ -88,6 +88,13 @@ static int retry_cb(void *arg)
 	return 0;
 }
 
+static const char *what(struct client *c, int err)
+{
+	static char buf[700];
+
+	return xp_cli_connect_what(c->cli, c->name, err, buf, sizeof(buf));
+}
+
 static void connected(xp_future *f, void *arg)
 {
 	struct client *c = arg;
@@ -126,7 +133,7 @@ static void connected(xp_future *f, void *arg)
 		/* Failed after the transport existed (TLS handshake). */
 		xp_relay *rl = c->relay;
 
-		xp_err("connect %s: %s", c->name, xp_cli_strerror(err));
+		xp_err("%s: %s", what(c, err), xp_cli_strerror(err));
 		xp_run_fail(r, xp_cli_connect_status(err));
 		c->relay = NULL;
 		r->no_more = 1;
@@ -136,16 +143,16 @@ static void connected(xp_future *f, void *arg)
 		return;
 	}
 	if (c->deadline > 0 && !r->stopping && now + RETRY_DELAY < c->deadline) {
-		xp_log(1, "connect %s: %s (retrying)", c->name, xp_cli_strerror(err));
+		xp_log(1, "%s: %s (retrying)", what(c, err), xp_cli_strerror(err));
 		xp_call_later(r->loop, RETRY_DELAY, retry_cb, c);
 		return;
 	}
 	if (c->deadline > 0) {
-		xp_err("connect %s: not reachable within %g s: %s", c->name, c->cli->wait_for,
+		xp_err("%s: not reachable within %g s: %s", what(c, err), c->cli->wait_for,
 		       xp_cli_strerror(err));
 		xp_run_fail(r, XP_EXIT_TEMPFAIL);
 	} else {
-		xp_err("connect %s: %s", c->name, xp_cli_strerror(err));
+		xp_err("%s: %s", what(c, err), xp_cli_strerror(err));
 		xp_run_fail(r, xp_cli_connect_status(err));
 	}
 	r->no_more = 1;
@@ -156,6 +163,7 @@ static void attempt(struct client *c)
 {
 	const struct xp_cli *cli = c->cli;
 	xp_connect_opts o;
+	xp_proxy px;
 	xp_future *f;
 	double t = cli->connect_timeout > 0 ? cli->connect_timeout : 0;
 
@@ -175,6 +183,7 @@ static void attempt(struct client *c)
 	o.timeout = t;
 	o.tls = c->tls;
 	o.server_hostname = cli->servername;
+	o.proxy = xp_cli_proxy(cli, &px);
 	f = xp_cli_connect(c->run.loop, cli->check || c->interactive ? hold_factory : relay_factory,
 			   c, &cli->addr, &o);
 	if (!f) {

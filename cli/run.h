@@ -50,6 +50,15 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 /* Reset instead of FIN when the transport is aborted. */
 void xp_cli_set_linger0(xp_transport *t);
+/* --proxy for xp_connect_opts.proxy (px filled, pointing into c), or NULL. */
+const xp_proxy *xp_cli_proxy(const struct xp_cli *c, xp_proxy *px);
+/* What failed, for the `xport:` line of a connect error: "connect NAME",
+ * "proxy HOST:PORT" (the proxy refused: err is its answer) or "connect
+ * NAME via proxy HOST:PORT". */
+const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int err, char *buf,
+				size_t size);
+/* --forward-allow (cli: the struct xp_cli): 1 if a target may be reached. */
+int xp_cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len);
 
 /* ---- tlsopt.c ---- */
 /* Builds a TLS context from --cert/--key/--ca/--insecure/--pin/--alpn.

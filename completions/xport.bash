@@ -57,7 +57,7 @@ _xport()
 			w=${words[i]}
 			case $w in
 			--) start=$((i + 1)); break ;;
-			--allow|--alpn|--backlog|--ca|--cert|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--grace|--handshake-timeout|--high-water|--idle-timeout|--key|--kill-after|--listen|--low-water|--max-conns|--pin|--port-file|--proto|--read-size|--servername|--signal|--stderr|--wait-for|--workers|-e) ((i++)) ;;
+			--allow|--alpn|--backlog|--ca|--cert|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--key|--kill-after|--listen|--low-water|--max-conns|--pin|--port-file|--proto|--proxy|--proxy-auth|--read-size|--servername|--signal|--stderr|--wait-for|--workers|-e) ((i++)) ;;
 			-*) ;;
 			*) start=$i; break ;;
 			esac
@@ -79,7 +79,7 @@ _xport()
 		COMPREPLY=($(compgen -P "$pfx" -f -- "$cur"))
 		return ;;
 	--proto)
-		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward" -- "$cur"))
+		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward socks5 http-proxy" -- "$cur"))
 		return
 		;;
 	--signal)
@@ -96,7 +96,7 @@ _xport()
 		COMPREPLY=($(compgen -P "$pfx" -W "merge separate inherit" -- "$cur"))
 		return
 		;;
-	--allow|--alpn|--backlog|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--grace|--handshake-timeout|--high-water|--idle-timeout|--kill-after|--listen|--low-water|--max-conns|--pin|--read-size|--servername|--wait-for|--workers|-e)
+	--allow|--alpn|--backlog|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--kill-after|--listen|--low-water|--max-conns|--pin|--proxy|--proxy-auth|--read-size|--servername|--wait-for|--workers|-e)
 		return ;;
 	esac
 	[[ $eq ]] && return 0
@@ -114,15 +114,15 @@ _xport()
 			COMPREPLY=($(compgen -W "tcp-server tcp-client udp-echo subprocess pipe help" -- "$cur"))
 		return ;;
 	tcp-server)
-		opts="--proto --exec -e --forward --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--proto --exec -e --forward --proxy-auth --forward-allow --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	tcp-client)
-		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	udp-echo)
 		opts="--keep-open -k --reuse-port --allow --deny --port-file --high-water --low-water --read-size --hexdump -x --stats --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	subprocess)
-		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
-		opts="--keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)
 		return ;;
 	esac

@@ -344,6 +344,20 @@ size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_
 xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
 			     const xp_sockaddr *addrs, size_t n, const char *host,
 			     const xp_connect_opts *opts);
+/* Complete user as inner completes; cancelling user cancels inner.  Takes
+ * the caller's reference to inner. */
+void xp__chain_futures(xp_future *user, xp_future *inner);
+
+/* ---- proxy.c ---- */
+
+/* xp_create_connection with opts->proxy set. */
+xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *arg,
+			     const char *host, const char *port, const xp_connect_opts *opts);
+/* Text of an XP_EPROXY* code (xp_is_proxy_error). */
+const char *xp__proxy_strerror(int err);
+/* Standard reason phrase of an HTTP status, or NULL. */
+const char *xp__http_reason(int status);
+
 /* ---- pipe.c ---- */
 
 /* A read or write pipe transport around fd (pipe, FIFO, socket, tty,

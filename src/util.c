@@ -70,6 +70,8 @@ const char *xp_strerror(int err)
 	case XP_EPIN:
 		return "TLS certificate does not match the pin";
 	}
+	if (xp_is_proxy_error(err))
+		return xp__proxy_strerror(err);
 	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "Unknown error";
