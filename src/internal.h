@@ -142,13 +142,6 @@ bool xp__loop_thread_ok(xp_loop *loop, const char *what);
 /* Complete a future on the loop thread from a worker thread. */
 int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 
-/* Resolve host:port.  Numeric hosts are answered here and now: 0 with *ai
- * set (freeaddrinfo it).  Names go to the executor: 0 with *fut set (its
- * result an owned addrinfo list).  Otherwise a negative error (XP_ERESOLVE
- * when the name cannot be resolved). */
-int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
-		struct addrinfo **ai, xp_future **fut);
-
 /* sock.c: socket and descriptor helpers */
 /* A socket, non-blocking and close-on-exec; the fd or -errno. */
 int xp__socket(int family, int type, int proto);
@@ -158,29 +151,8 @@ int xp__set_nonblock(int fd, bool on);
 int xp__set_cloexec(int fd);
 int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out);
 
-/* ---- write buffer (wbuf.c) ------------------------------------------ */
-
-/* A FIFO of bytes the transport owns.  Appends copy (coalescing small
- * writes into the tail chunk, so no malloc per write); flushes use writev
- * over the chunks. */
-struct xp_wchunk;
-struct xp_wbuf {
-	struct xp_wchunk *head, *tail;
-	struct xp_wchunk *spare; /* one freed chunk kept to avoid malloc churn */
-	size_t size;
-};
-void xp__wbuf_init(struct xp_wbuf *b);
-int xp__wbuf_append(struct xp_wbuf *b, const void *data, size_t len);
-/* Append the iovecs minus their first `skip` bytes (already sent). */
-int xp__wbuf_appendv(struct xp_wbuf *b, const struct iovec *iov, int iovcnt, size_t skip);
-/* Fill up to max iovecs from the head; returns how many. */
-int xp__wbuf_peek(const struct xp_wbuf *b, struct iovec *iov, int max);
-void xp__wbuf_consume(struct xp_wbuf *b, size_t n);
-void xp__wbuf_clear(struct xp_wbuf *b);
-static inline size_t xp__wbuf_size(const struct xp_wbuf *b)
-{
-	return b->size;
-}
+#include "wbuf.h"
+#include "proto_iface.h"
 
 /* ---- transports (transport.c) --------------------------------------- */
 
@@ -308,14 +280,6 @@ xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
  * no fcntl, no getpeername. */
 xp_transport *xp__stream_new_accepted(xp_loop *loop, int fd, xp_protocol *p,
 				      const xp_sockaddr *peer);
-/* Forward what src reads into dst's socket with splice(2): the bytes never
- * reach user space and src's protocol gets cb(arg, n) per chunk instead of
- * data_received (EOF and errors still arrive as usual).  Bytes waiting in
- * the pipe count in dst's write buffer, so dst's pause_writing and
- * resume_writing work as for write().  Do not write() to dst meanwhile.
- * -ENOTSUP unless both are plain stream transports. */
-int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
-		      void *arg);
 
 /* Loop.sendfile on a stream transport: 0 with *out set, -ENOTSUP for
  * another kind, or an error (XP_ESTATE after write_eof, -EBUSY while
@@ -335,15 +299,6 @@ ssize_t xp__sendfile_read(int fd, void *buf, size_t want, off_t *offset, bool *u
 
 /* ---- connect.c ---- */
 
-/* Order getaddrinfo results for Happy Eyeballs (RFC 8305 section 4):
- * families alternate, starting with the family listed first.  Writes up to
- * max addresses to out; returns how many. */
-size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_t max);
-/* xp_create_connection over an already ordered address list (no resolving,
- * no reordering); host is only used as the TLS server name. */
-xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
-			     const xp_sockaddr *addrs, size_t n, const char *host,
-			     const xp_connect_opts *opts);
 /* Complete user as inner completes; cancelling user cancels inner.  Takes
  * the caller's reference to inner. */
 void xp__chain_futures(xp_future *user, xp_future *inner);
@@ -355,8 +310,6 @@ xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *a
 			     const char *host, const char *port, const xp_connect_opts *opts);
 /* Text of an XP_EPROXY* code (xp_is_proxy_error). */
 const char *xp__proxy_strerror(int err);
-/* Standard reason phrase of an HTTP status, or NULL. */
-const char *xp__http_reason(int status);
 
 /* ---- pipe.c ---- */
 

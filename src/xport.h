@@ -647,6 +647,10 @@ typedef struct xp_relay_opts {
 	 * sends EOF by itself (a terminal), or that must be freed at once (a
 	 * server's shared stdin). */
 	unsigned eof_ends;
+	/* Between two plain stream transports, with no on_data hook, bytes
+	 * move kernel-side with splice(2) (never through user space); 1 keeps
+	 * them on the read/write path (to measure it, or to debug). */
+	int no_splice;
 } xp_relay_opts;
 
 enum { XP_RELAY_BOTH_WAYS = 0, XP_RELAY_0_TO_1 = 1, XP_RELAY_1_TO_0 = 2 };

@@ -6,7 +6,12 @@
 #ifndef XP_PROTO_COMMON_H
 #define XP_PROTO_COMMON_H
 
-#include "internal.h"
+#include "proto_iface.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- idle timer ------------------------------------------------------ */
 
