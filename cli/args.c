@@ -235,7 +235,8 @@ const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
     [XP_CMD_PIPE] = {"pipe", "ENDPOINT ENDPOINT", "relay bytes both ways between two endpoints",
 		     "ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
 		     "tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
-		     "unix-listen:PATH,\nudp:HOST:PORT, exec:COMMAND, fd:N "
+		     "unix-listen:PATH,\nudp:HOST:PORT, udp-listen:ADDR, unixgram:PATH, "
+		     "unixgram-listen:PATH,\nexec:COMMAND, fd:N "
 		     "(only the first may be -).\n"},
 };
 
@@ -640,6 +641,9 @@ const struct xp_cli_eptype xp_cli_endpoints[] = {
     {"unix:", XP_EP_UNIX, "PATH", "connect to a Unix stream socket"},
     {"unix-listen:", XP_EP_UNIX_LISTEN, "PATH", "accept one connection on a Unix stream socket"},
     {"udp:", XP_EP_UDP, "HOST:PORT", "connected datagram socket"},
+    {"udp-listen:", XP_EP_UDP_LISTEN, "ADDR", "bind; the first sender is the peer"},
+    {"unixgram:", XP_EP_UNIXGRAM, "PATH", "Unix datagram socket"},
+    {"unixgram-listen:", XP_EP_UNIXGRAM_LISTEN, "PATH", "bind a Unix datagram socket"},
     {"exec:", XP_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND"},
     {"fd:", XP_EP_FD, "N", "an inherited file descriptor"},
 };
@@ -664,8 +668,16 @@ static int ep_body(struct parser *p, char *s, char *body, struct xp_cli_endpoint
 		else
 			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
 		break;
+	case XP_EP_UDP_LISTEN:
+		if (!strncmp(body, "unix:", 5))
+			msg = "use unixgram-listen:PATH for a Unix socket";
+		else
+			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
+		break;
 	case XP_EP_UNIX:
 	case XP_EP_UNIX_LISTEN:
+	case XP_EP_UNIXGRAM:
+	case XP_EP_UNIXGRAM_LISTEN:
 		msg = parse_unix(body, &e->addr);
 		break;
 	case XP_EP_EXEC:
@@ -1501,12 +1513,14 @@ static int finish_subprocess(struct parser *p)
 static int is_listen_ep(const struct xp_cli_endpoint *e)
 {
 	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UNIX_LISTEN;
+	       e->kind == XP_EP_UNIX_LISTEN || e->kind == XP_EP_UDP_LISTEN ||
+	       e->kind == XP_EP_UNIXGRAM_LISTEN;
 }
 
 static int is_ip_listen_ep(const struct xp_cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN;
+	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
+	       e->kind == XP_EP_UDP_LISTEN;
 }
 
 static int is_connect_ep(const struct xp_cli_endpoint *e)
@@ -1531,7 +1545,7 @@ static int finish_pipe(struct parser *p)
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),
-		 "a tcp-listen: or tls-listen: endpoint") ||
+		 "a tcp-listen:, tls-listen: or udp-listen: endpoint") ||
 	    conflict(p, O_ONCE, O_KEEP_OPEN) ||
 	    NEED(p, proxy_ids, is_connect_ep(&c->ep[0]) || is_connect_ep(&c->ep[1]),
 		 "a tcp: or tls: endpoint"))

@@ -52,7 +52,10 @@ struct xp_cli_endpoint {
 		XP_EP_UNIX_LISTEN,
 		XP_EP_UDP,
 		XP_EP_EXEC,
-		XP_EP_FD
+		XP_EP_FD,
+		XP_EP_UDP_LISTEN,
+		XP_EP_UNIXGRAM,
+		XP_EP_UNIXGRAM_LISTEN
 	} kind;
 	struct xp_cli_addr addr;
 	char *command;

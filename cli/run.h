@@ -209,8 +209,56 @@ void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so);
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */
 int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
 		      double linger);
+/* The same over a Unix datagram socket (bound to an abstract address the
+ * kernel picks, so replies can come back). */
+int xp_cli_unixgram_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
+			   double linger);
+/* One sender of a listening datagram socket as relay end `end`. */
+struct xp_dgpeer;
+struct xp_dgsender;
+struct xp_dgpeer *xp_cli_dgpeer_session(struct xp_run *run, xp_relay *r, int end,
+					struct xp_dgsender *snd, const char *name, double linger);
+/* A datagram from that sender: 0, or -EAGAIN when the relay is behind. */
+int xp_cli_dgpeer_input(struct xp_dgpeer *u, const void *data, size_t len);
+/* The listener's send queue is full: take no more chunks from the relay. */
+void xp_cli_dgpeer_hold_replies(struct xp_dgpeer *u, int on);
+/* A datagram to that sender could not be sent: the relay ends. */
+void xp_cli_dgpeer_failed(struct xp_dgpeer *u, int err);
 /* The run is stopping (first SIGINT/SIGTERM): udp: ends already past EOF,
  * waiting for replies, close now. */
 void xp_cli_udp_stop(struct xp_run *run);
+
+/* ---- dglisten.c ---- */
+/* udp-listen:, unixgram-listen:: one bound socket; each sender (the first
+ * only, when single) is given to a relay of its own from start(). */
+struct xp_dgl_cfg {
+	struct xp_run *run;
+	const struct xp_cli_endpoint *ep;
+	int end;    /* the relay end a sender becomes */
+	int single; /* the first sender only; the others are dropped */
+	double linger;
+	xp_relay *(*start)(void *arg);
+	void *arg;
+};
+struct xp_dgl;
+/* Binds (an exit status on failure, its `xport:` line printed); *addr is
+ * the bound address for the readiness line. */
+int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockaddr *addr);
+/* The first signal: no new sender; the socket closes after the last. */
+void xp_cli_dgl_stop(struct xp_dgl *l);
+/* After the loop: close the socket, remove its file. */
+void xp_cli_dgl_free(struct xp_dgl *l);
+/* For udpadapt.c: a sender's replies, its end, the listener's reading
+ * held while a sender's pair side is being made (delta +1/-1), and a
+ * sender whose relay is behind. */
+int xp_cli_dgl_sendto(struct xp_dgsender *s, const void *data, size_t len);
+void xp_cli_dgl_gone(struct xp_dgsender *s);
+void xp_cli_dgl_hold(struct xp_dgsender *s, int delta);
+void xp_cli_dgl_congested(struct xp_dgsender *s, int on);
+/* All interfaces, for UDP: one dual-stack IPv6 socket; 1 where IPv6 is
+ * missing (bind 0.0.0.0 instead), else 0 and *fd, or -errno. */
+int xp_cli_udp_any_socket(const char *port, int reuse_port, int *fd);
+/* unix:PATH / unix:@NAME as a socket address; -ENAMETOOLONG if it cannot be. */
+int xp_cli_unix_sockaddr(const struct xp_cli_addr *a, xp_sockaddr *out);
 
 #endif /* XPORT_CLI_RUN_H */

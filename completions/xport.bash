@@ -129,7 +129,7 @@ _xport()
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 	elif [[ $cmd == pipe && $cur != *:* ]]; then
-		COMPREPLY=($(compgen -W "- stdio tcp: tcp-listen: tls: tls-listen: unix: unix-listen: udp: exec: fd:" -- "$cur"))
+		COMPREPLY=($(compgen -W "- stdio tcp: tcp-listen: tls: tls-listen: unix: unix-listen: udp: udp-listen: unixgram: unixgram-listen: exec: fd:" -- "$cur"))
 		# a prefix such as tcp: still needs its address
 		if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *: ]]; then
 			compopt -o nospace 2>/dev/null

@@ -190,5 +190,8 @@ complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'tls-listen:' -d 'acc
 complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'unix:' -d 'connect to a Unix stream socket'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'unix-listen:' -d 'accept one connection on a Unix stream socket'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'udp:' -d 'connected datagram socket'
+complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'udp-listen:' -d 'bind; the first sender is the peer'
+complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'unixgram:' -d 'Unix datagram socket'
+complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'unixgram-listen:' -d 'bind a Unix datagram socket'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'exec:' -d '/bin/sh -c COMMAND'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -a 'fd:' -d 'an inherited file descriptor'
