@@ -3,7 +3,7 @@
  * addr.c - from a parsed ADDR to library calls: servers listen on every
  * interface for an empty host, clients go to localhost; unix:PATH and
  * unix:@NAME (abstract).  Also --allow/--deny and the error -> exit
- * status mapping of the contract.
+ * status mapping of xport(1), EXIT STATUS.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -564,7 +564,8 @@ static const char *parse_hostport(const char *s, enum role role, struct xp_cli_a
 	return NULL;
 }
 
-/* An ADDR of the contract; unix forms only when allow_unix. */
+/* An ADDR as xport(1), ADDRESSES, defines it; unix forms only when
+ * allow_unix. */
 static int parse_addr(struct parser *p, const char *what, const char *s, enum role role,
 		      int allow_unix, struct xp_cli_addr *a)
 {

@@ -25,7 +25,7 @@ enum xp_cli_command {
 };
 
 /*
- * An ADDR of the contract.  For XP_ADDR_HOSTPORT an empty host means "all
+ * An ADDR as xport(1), ADDRESSES, defines it.  For XP_ADDR_HOSTPORT an empty host means "all
  * interfaces, IPv4 and IPv6" for a server and "localhost" for a client;
  * the command makes that choice.  port is the decimal string (0..65535,
  * already validated; 0 only where a server may pick a port).  An IPv6

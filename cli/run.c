@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * run.c - the run context every command shares: the loop, the signal
- * handling of the contract, the list of open connections (for --grace,
+ * handling of xport(1) SIGNALS, the list of open connections (for --grace,
  * SIGUSR1 and --stats) and the exit status.
  *
  * Signals: the first SIGINT/SIGTERM closes the listeners and lets the open

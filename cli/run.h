@@ -13,7 +13,7 @@
 #include "opts.h"
 #include "xport.h"
 
-/* Exit statuses of the contract. */
+/* Exit statuses of xport(1), EXIT STATUS. */
 #define XP_EXIT_OK 0
 #define XP_EXIT_FAIL 1
 #define XP_EXIT_USAGE 64

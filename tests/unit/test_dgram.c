@@ -1,4 +1,4 @@
-/* Datagram transports: semantics.md section H (69-76), 43, 55, 65. */
+/* Datagram transports: doc/semantics.md section H (69-76), 43, 55, 65. */
 #include "test.h"
 #include "recorder.h"
 #include "xport.h"
@@ -149,7 +149,7 @@ static size_t count_word(const char *log, const char *w)
 
 /* ---- 43, 65: limits and extra info ------------------------------------ */
 
-TEST(dgram_sem_43_default_write_limits)
+TEST(dgram_default_write_limits_sem_43)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -171,7 +171,7 @@ TEST(dgram_sem_43_default_write_limits)
 	rec_free(r);
 }
 
-TEST(dgram_sem_65_extra_info)
+TEST(dgram_extra_info_sem_65)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop), *r2 = rec_new(&rec_dgram_ops, loop);
@@ -206,7 +206,7 @@ TEST(dgram_sem_65_extra_info)
 
 /* ---- 69-71: sendto ---------------------------------------------------- */
 
-TEST(dgram_sem_69_sendto_unconnected_and_empty)
+TEST(dgram_sendto_unconnected_and_empty_sem_69)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -239,7 +239,7 @@ TEST(dgram_sem_69_sendto_unconnected_and_empty)
 	rec_free(r);
 }
 
-TEST(dgram_sem_70_connected_sendto_addr)
+TEST(dgram_connected_sendto_addr_sem_70)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -274,7 +274,7 @@ TEST(dgram_sem_70_connected_sendto_addr)
 	rec_free(r);
 }
 
-TEST(dgram_sem_71_sendto_without_addr_unconnected)
+TEST(dgram_sendto_without_addr_unconnected_sem_71)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -299,7 +299,7 @@ TEST(dgram_sem_71_sendto_without_addr_unconnected)
 
 /* ---- 72, 73: errors ---------------------------------------------------- */
 
-TEST(dgram_sem_72_connection_refused_error_received)
+TEST(dgram_connection_refused_error_received_sem_72)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -350,7 +350,7 @@ static int count_exc(xp_loop *loop, const xp_context *ctx, void *arg)
 	return 0;
 }
 
-TEST(dgram_sem_73_oserror_reported_not_fatal)
+TEST(dgram_oserror_reported_not_fatal_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -373,7 +373,7 @@ TEST(dgram_sem_73_oserror_reported_not_fatal)
 	rec_free(r);
 }
 
-TEST(dgram_sem_73_protocol_failure_is_fatal)
+TEST(dgram_protocol_failure_is_fatal_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -461,7 +461,7 @@ static int cond_resumed(void *arg)
 	return ((struct rec *)arg)->nresume > 0;
 }
 
-TEST(dgram_sem_55_queue_flow_control_symmetric)
+TEST(dgram_queue_flow_control_symmetric_sem_55)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -501,7 +501,7 @@ TEST(dgram_sem_55_queue_flow_control_symmetric)
 	rec_free(r);
 }
 
-TEST(dgram_sem_75_close_flushes_queue)
+TEST(dgram_close_flushes_queue_sem_75)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -526,7 +526,7 @@ TEST(dgram_sem_75_close_flushes_queue)
 	rec_free(r);
 }
 
-TEST(dgram_sem_75_abort_drops_queue)
+TEST(dgram_abort_drops_queue_sem_75)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -548,7 +548,7 @@ TEST(dgram_sem_75_abort_drops_queue)
 	rec_free(r);
 }
 
-TEST(dgram_sem_76_sendto_after_close_dropped)
+TEST(dgram_sendto_after_close_dropped_sem_76)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -890,7 +890,7 @@ static int cond_size0(void *arg)
 	return xp_transport_get_write_buffer_size(arg) == 0;
 }
 
-TEST(dgram_sem_73_flush_error_drops_and_reports)
+TEST(dgram_flush_error_drops_and_reports_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);

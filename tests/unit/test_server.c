@@ -240,7 +240,7 @@ static int echo_roundtrip(xp_loop *loop, struct sctx *c, int fd, const char *msg
 
 /* ---- sem 86: close / wait_closed / close_clients / abort_clients ------ */
 
-TEST(server_sem_86_close_refuses_new_keeps_established)
+TEST(server_close_refuses_new_keeps_established_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct sctx c = {.loop = loop};
@@ -279,7 +279,7 @@ TEST(server_sem_86_close_refuses_new_keeps_established)
 	xp_loop_free(loop);
 }
 
-TEST(server_sem_86_wait_closed_connections_gone_first)
+TEST(server_wait_closed_connections_gone_first_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct sctx c = {.loop = loop};
@@ -301,7 +301,7 @@ TEST(server_sem_86_wait_closed_connections_gone_first)
 	xp_loop_free(loop);
 }
 
-TEST(server_sem_86_wait_closed_idle_server)
+TEST(server_wait_closed_idle_server_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct sctx c = {.loop = loop};
@@ -352,12 +352,12 @@ static void close_or_abort_clients(bool abort_them)
 	xp_loop_free(loop);
 }
 
-TEST(server_sem_86_close_clients_unblocks_wait_closed)
+TEST(server_close_clients_unblocks_wait_closed_sem_86)
 {
 	close_or_abort_clients(false);
 }
 
-TEST(server_sem_86_abort_clients_unblocks_wait_closed)
+TEST(server_abort_clients_unblocks_wait_closed_sem_86)
 {
 	close_or_abort_clients(true);
 }
@@ -391,7 +391,7 @@ static void queue_clients(xp_server *s, int n, int *fds)
 	CHECK_EQ(acceptq_len(lfds[0]), n);
 }
 
-TEST(server_sem_86_burst_accepted_in_one_wakeup)
+TEST(server_burst_accepted_in_one_wakeup_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct ticker tk = {loop, 0, false};
@@ -418,7 +418,7 @@ TEST(server_sem_86_burst_accepted_in_one_wakeup)
 	xp_loop_free(loop);
 }
 
-TEST(server_sem_86_burst_capped_by_backlog)
+TEST(server_burst_capped_by_backlog_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct ticker tk = {loop, 0, false};
@@ -481,7 +481,7 @@ static int never(void *arg)
 	return 0;
 }
 
-TEST(server_sem_86_emfile_reports_pauses_and_retries)
+TEST(server_emfile_reports_pauses_and_retries_sem_86)
 {
 	xp_loop *loop = xp_loop_new();
 	struct sctx c = {.loop = loop};
