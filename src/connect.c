@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * connect.c - outgoing stream connections.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * dgram.c - datagram endpoints (UDP and Unix SOCK_DGRAM sockets).
  *

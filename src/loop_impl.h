@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop_impl.h - the loop's own structures, shared by loop.c, future.c,
  * executor.c and signal.c.  Transports and backends never include it.

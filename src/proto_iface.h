@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proto_iface.h - the narrow interface between the built-in protocols
  * (src/proto/) and the library's internals: everything else they use is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * proxy.c - outgoing connections through a proxy: HTTP CONNECT (RFC 9110
  * section 9.3.6, Basic authentication per RFC 7617), SOCKS5 (RFC 1928,

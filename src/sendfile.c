@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sendfile.c - loop.sendfile() (xp_loop_sendfile), and the one copy loop
  * every sendfile path falls back to.

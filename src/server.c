@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * server.c - listening stream servers (asyncio.Server).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sock.c - the socket and descriptor helpers every kind shares (as libuv's
  * core.c or Redis's anet.c): sockets made non-blocking and close-on-exec

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sockops.c - one-shot socket operations (loop.sock_recv() and friends).
  *

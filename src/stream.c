@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * stream.c - the transport for connected stream sockets (TCP and Unix).
  *

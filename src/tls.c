@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tls.c - the TLS transport (its contexts are in tls_ctx.c).
  *

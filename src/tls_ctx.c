@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tls_ctx.c - TLS contexts: an OpenSSL SSL_CTX with what xport adds to it
  * (verification on by default for clients, a certificate pin, ALPN in both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tls_ctx.h - what the TLS transport (tls.c) reads of a TLS context
  * (tls_ctx.c).  Nothing else includes it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * transport.c - what every transport kind shares: the public methods
  * (validated here, carried out by the kind's vtable), the lifecycle

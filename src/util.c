@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * util.c - error strings, address formatting and escaping, the test-only
  * allocation-failure hook.

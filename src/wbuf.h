@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbuf.h - a FIFO of bytes (wbuf.c): the transports' write buffers, and
  * the one piece of the library's internals a built-in protocol may use

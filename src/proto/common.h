@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * common.h - what the built-in protocols (src/proto/) share: connection
  * stats with their hooks, the idle timer, applying xp_proto_opts to a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * forward.c - every connection is relayed to a new connection to a fixed
  * target (a TCP or Unix proxy).

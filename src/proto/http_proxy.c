@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * http_proxy.c - an HTTP CONNECT proxy server (RFC 9110 section 9.3.6):
  * CONNECT host:port only (any other method gets 405), Basic

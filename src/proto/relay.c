@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * relay.c - two byte streams joined, both ways.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * socks5.c - a SOCKS5 proxy server (RFC 1928): CONNECT to IPv4, IPv6 and
  * domain targets, with RFC 1929 user/password authentication when a user

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tunnel.c - what the proxy servers (socks5.c, http_proxy.c) share:
  * reading the request exactly (a buffered protocol asking for what the

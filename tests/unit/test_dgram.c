@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Datagram transports: doc/semantics.md section H (69-76), 43, 55, 65. */
 #include "test.h"
 #include "recorder.h"

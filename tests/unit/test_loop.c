@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_loop.c - the event loop: callbacks, timers, stop, close, the
  * exception handler, thread-safe calls, readers/writers, signals (sem 87,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Pipe transports: read and write pipes over pipes, FIFOs, files, ttys. */
 #include "test.h"
 #include "recorder.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_proxy.c - proxies: the client side (xp_connect_opts.proxy: HTTP
  * CONNECT, SOCKS5, SOCKS4a) and the servers (xp_socks5_new,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_server.c - listening servers: close/wait_closed (sem 86), accept
  * batching, EMFILE back-off, binding rules, Unix servers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_stream.c - stream transports (src/stream.c) over socketpairs,
  * loopback TCP and a Unix socket path, against doc/semantics.md sections A-G.

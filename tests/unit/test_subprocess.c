@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Subprocess transports: spawning, pipes, exit status, signals. */
 #include "test.h"
 #include "recorder.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_tls.c - the TLS context and transport.
  *
