@@ -263,14 +263,28 @@ static void print_addr(FILE *f, const char *key, const struct xp_cli_addr *a)
 
 static void print_endpoint(FILE *f, int i, const struct xp_cli_endpoint *e)
 {
+	/* Indexed by the XP_EP_* kind: one name per kind, in its order. */
 	static const char *const kinds[] = {
-	    "stdio", "tcp",	    "tcp-listen", "tls",  "tls-listen",
-	    "unix",  "unix-listen", "udp",	  "exec", "fd",
+	    [XP_EP_STDIO] = "stdio",
+	    [XP_EP_TCP] = "tcp",
+	    [XP_EP_TCP_LISTEN] = "tcp-listen",
+	    [XP_EP_TLS] = "tls",
+	    [XP_EP_TLS_LISTEN] = "tls-listen",
+	    [XP_EP_UNIX] = "unix",
+	    [XP_EP_UNIX_LISTEN] = "unix-listen",
+	    [XP_EP_UDP] = "udp",
+	    [XP_EP_EXEC] = "exec",
+	    [XP_EP_FD] = "fd",
+	    [XP_EP_UDP_LISTEN] = "udp-listen",
+	    [XP_EP_UNIXGRAM] = "unixgram",
+	    [XP_EP_UNIXGRAM_LISTEN] = "unixgram-listen",
 	};
+	const char *kind = (size_t)e->kind < sizeof(kinds) / sizeof(kinds[0]) && kinds[e->kind]
+			       ? kinds[e->kind]
+			       : "?";
 	char key[24];
 
-	fprintf(f, "ep%d=%s command=%s fd=%d\n", i, kinds[e->kind], e->command ? e->command : "",
-		e->fd);
+	fprintf(f, "ep%d=%s command=%s fd=%d\n", i, kind, e->command ? e->command : "", e->fd);
 	snprintf(key, sizeof(key), "ep%d.addr", i);
 	print_addr(f, key, &e->addr);
 }

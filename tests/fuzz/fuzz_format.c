@@ -117,9 +117,20 @@ static unsigned hexval(char c)
 }
 
 /* The "peer" value of a JSON line, unescaped, must be the peer given. */
+/* A peer's name is printed as xp_escape_str makes it: control bytes and
+ * invalid UTF-8 as \xNN text, so the line is printable UTF-8. */
+static const char *escaped_peer(const struct stats_args *a, char *buf, size_t size)
+{
+	const char *name = a->st.peer[0] ? a->st.peer : "-";
+
+	xp_escape_str(buf, size, name, strlen(name));
+	return buf;
+}
+
 static void check_json(const struct stats_args *a, const char *text, size_t len)
 {
-	const char *want = a->st.peer[0] ? a->st.peer : "-";
+	char esc[sizeof(a->st.peer) * 4 + 1];
+	const char *want = escaped_peer(a, esc, sizeof(esc));
 	const char *p = text + strlen("{\"peer\":\"");
 	size_t k = 0;
 
@@ -170,6 +181,8 @@ static void fuzz_stats(struct fz_in *in)
 		check_json(&a, text, len);
 	else
 		FZ_CHECK(!strncmp(text, "xport: stats ", 13) && text[len - 1] == '\n');
+	for (size_t i = 0; i + 1 < len; i++) /* one printable line */
+		FZ_CHECK((unsigned char)text[i] >= 0x20 && text[i] != 0x7f);
 	free(text);
 }
 
