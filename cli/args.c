@@ -80,6 +80,11 @@ enum opt_id {
 	O_STDERR,
 	O_SIGNAL,
 	O_KILL_AFTER,
+	O_IPV4,
+	O_IPV6,
+	O_SOURCE,
+	O_ALLOW_FILE,
+	O_DENY_FILE,
 	O_COUNT
 };
 
@@ -139,9 +144,13 @@ const struct xp_cli_option xp_cli_options[] = {
     VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, XP_GRP_SERVER,
 	"N event loops on N threads (default 1)"),
     VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"accept peers in CIDR (repeatable)"),
+	"accept peers in CIDR or at HOST (repeatable)"),
     VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"refuse peers in CIDR (repeatable)"),
+	"refuse peers in CIDR or at HOST (repeatable)"),
+    VAL(O_ALLOW_FILE, "allow-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"--allow every rule in FILE (one a line, # comments)"),
+    VAL(O_DENY_FILE, "deny-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"--deny every rule in FILE (one a line, # comments)"),
     VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	"write the bound port to FILE when ready"),
     VAL(O_HANDSHAKE_TIMEOUT, "handshake-timeout", 0, "SECONDS", NULL, SRV | SUB | PIP,
@@ -189,6 +198,10 @@ const struct xp_cli_option xp_cli_options[] = {
      "per-connection stats on stderr at exit (=json for JSON)"},
     FLAG(O_PROGRESS, "progress", 0, STREAM, XP_GRP_STREAM,
 	 "live progress line while stderr is a terminal"),
+    FLAG(O_IPV4, "ipv4", '4', STREAM | UDP, XP_GRP_STREAM, "IPv4 only (names, listeners, :PORT)"),
+    FLAG(O_IPV6, "ipv6", '6', STREAM | UDP, XP_GRP_STREAM, "IPv6 only (names, listeners, :PORT)"),
+    VAL(O_SOURCE, "source", 's', "ADDR", NULL, SRV | CLI | SUB | PIP, XP_GRP_STREAM,
+	"bind outgoing sockets to HOST, HOST:PORT or :PORT"),
 
     /* global options */
     FLAG(O_HELP, "help", 'h', ALL, XP_GRP_GLOBAL, "print this help and exit"),
@@ -572,6 +585,37 @@ static int parse_addr(struct parser *p, const char *what, const char *s, enum ro
 	return 0;
 }
 
+/* --source: HOST, [V6], V6, HOST:PORT, [V6]:PORT or :PORT (port 0 or
+ * none: the kernel picks the port). */
+static int parse_source(struct parser *p, const char *s, struct xp_cli_addr *a)
+{
+	const char *msg = NULL;
+	size_t n = strlen(s);
+
+	memset(a, 0, sizeof(*a));
+	a->kind = XP_ADDR_HOSTPORT;
+	p->out->has_source = 1;
+	if (n > 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (copy(a->host, sizeof(a->host), s + 1, n - 2) || !is_v6(a->host))
+			msg = "invalid IPv6 address";
+		a->is_v6_literal = 1;
+	} else if (is_v6(s)) {
+		copy(a->host, sizeof(a->host), s, n);
+		a->is_v6_literal = 1;
+	} else if (*s == '[' || strchr(s, ':')) {
+		msg = parse_hostport(s, ROLE_SERVER, a);
+	} else if (!*s) {
+		msg = "empty address";
+	} else if (copy(a->host, sizeof(a->host), s, n)) {
+		msg = "host name too long";
+	} else {
+		msg = check_host(a->host);
+	}
+	if (msg)
+		return fail(p, "--source '%s': %s", s, msg);
+	return 0;
+}
+
 /* CIDR: an IPv4 or IPv6 address with an optional /PREFIX. */
 static int parse_cidr(const char *s, struct xp_cli_cidr *r)
 {
@@ -750,6 +794,18 @@ static int set_count(struct parser *p, const struct xp_cli_option *o, const char
 	return 0;
 }
 
+int xp_cli_parse_rule(const char *s, struct xp_cli_cidr *r)
+{
+	if (!parse_cidr(s, r))
+		return 0;
+	memset(r, 0, sizeof(*r));
+	/* Digits, dots, colons or a slash: a CIDR gone wrong, not a name. */
+	if (strpbrk(s, ":/") || !*s || check_host(s))
+		return -1;
+	r->name = s;
+	return 1;
+}
+
 static int add_rule(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
@@ -757,9 +813,16 @@ static int add_rule(struct parser *p, const struct xp_cli_option *o, const char 
 
 	if (c->n_rules >= XP_CLI_MAX_RULES)
 		return fail(p, "--%s: too many rules (at most %d)", o->name, XP_CLI_MAX_RULES);
-	if (parse_cidr(v, r))
-		return fail(p, "--%s: invalid CIDR '%s'", o->name, v);
-	r->allow = o->id == O_ALLOW;
+	if (o->id == O_ALLOW_FILE || o->id == O_DENY_FILE) {
+		if (!*v)
+			return fail(p, "--%s: empty value", o->name);
+		memset(r, 0, sizeof(*r));
+		r->name = v;
+		r->file = 1;
+	} else if (xp_cli_parse_rule(v, r) < 0) {
+		return fail(p, "--%s: invalid CIDR or host name '%s'", o->name, v);
+	}
+	r->allow = o->id == O_ALLOW || o->id == O_ALLOW_FILE;
 	c->n_rules++;
 	return 0;
 }
@@ -841,6 +904,14 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 	case O_PROGRESS:
 		c->progress = 1;
 		return 0;
+	case O_IPV4:
+		c->family = AF_INET;
+		return 0;
+	case O_IPV6:
+		c->family = AF_INET6;
+		return 0;
+	case O_SOURCE:
+		return parse_source(p, v, &c->source);
 	}
 	return -1;
 }
@@ -913,6 +984,8 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_ALLOW:
 	case O_DENY:
+	case O_ALLOW_FILE:
+	case O_DENY_FILE:
 		return add_rule(p, o, v);
 	case O_HANDSHAKE_TIMEOUT:
 		return set_seconds(p, o, v, &c->handshake_timeout);
@@ -1209,10 +1282,10 @@ static int need(struct parser *p, const int *ids, size_t n, int ok, const char *
 #define NEED(p, ids, ok, what) need(p, ids, sizeof(ids) / sizeof(ids[0]), ok, what)
 
 static const int server_ids[] = {
-    O_KEEP_OPEN, O_ONCE,  O_MAX_CONNS, O_BACKLOG,   O_REUSE_PORT,
-    O_WORKERS,	 O_ALLOW, O_DENY,      O_PORT_FILE,
+    O_KEEP_OPEN, O_ONCE, O_MAX_CONNS, O_BACKLOG,    O_REUSE_PORT, O_WORKERS,
+    O_ALLOW,	 O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE,
 };
-static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE};
+static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE};
 static const int tls_ids[] = {
     O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
 };
@@ -1384,6 +1457,121 @@ static int finish_pipe(struct parser *p)
 	return check_tls(p);
 }
 
+/* The other family's literal can never be reached or bound under -4/-6. */
+static int check_literal_family(struct parser *p, const char *what, const struct xp_cli_addr *a)
+{
+	unsigned char buf[4];
+	int fam = p->out->family;
+
+	if (!fam || a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+		return 0;
+	if (fam == AF_INET && a->is_v6_literal)
+		return fail(p, "-4: %s [%s]:%s is an IPv6 address", what, a->host, a->port);
+	if (fam == AF_INET6 && inet_pton(AF_INET, a->host, buf) == 1)
+		return fail(p, "-6: %s %s:%s is an IPv4 address", what, a->host, a->port);
+	return 0;
+}
+
+/* AF_INET or AF_INET6 for an address literal, else 0 (a name, :PORT). */
+static int literal_family(const struct xp_cli_addr *a)
+{
+	unsigned char buf[4];
+
+	if (a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+		return 0;
+	if (a->is_v6_literal)
+		return AF_INET6;
+	return inet_pton(AF_INET, a->host, buf) == 1 ? AF_INET : 0;
+}
+
+static const char *family_name(int fam)
+{
+	return fam == AF_INET ? "IPv4" : "IPv6";
+}
+
+/* The outgoing addresses --source applies to, and whether one exists. */
+static int source_targets(const struct xp_cli *c, const struct xp_cli_addr **t, int *n)
+{
+	*n = 0;
+	switch (c->command) {
+	case XP_CMD_TCP_CLIENT:
+		t[(*n)++] = &c->addr;
+		break;
+	case XP_CMD_SUBPROCESS:
+		if (c->sub_mode == XP_SUB_CONNECT)
+			t[(*n)++] = &c->sub_addr;
+		break;
+	case XP_CMD_TCP_SERVER:
+		if (c->proto == XP_PROTO_FORWARD)
+			t[(*n)++] = &c->forward;
+		break;
+	case XP_CMD_PIPE:
+		for (int i = 0; i < 2; i++)
+			if (c->ep[i].kind == XP_EP_TCP || c->ep[i].kind == XP_EP_TLS ||
+			    c->ep[i].kind == XP_EP_UDP)
+				t[(*n)++] = &c->ep[i].addr;
+		break;
+	default:
+		break;
+	}
+	for (int i = 0; i < *n; i++)
+		if (t[i]->kind == XP_ADDR_HOSTPORT)
+			return 1;
+	return 0;
+}
+
+/* --source needs an IP connection to bind, of its own family. */
+static int check_source(struct parser *p)
+{
+	const struct xp_cli *c = p->out;
+	const struct xp_cli_addr *t[2];
+	int n, sf = literal_family(&c->source);
+
+	if (!c->has_source)
+		return 0;
+	if (!source_targets(c, t, &n))
+		return fail(p, "--source requires a TCP or UDP address to connect to%s",
+			    p->cmd == XP_CMD_TCP_SERVER	  ? " (--forward)"
+			    : p->cmd == XP_CMD_SUBPROCESS ? " (--connect)"
+			    : p->cmd == XP_CMD_PIPE	  ? " (tcp:, tls: or udp:)"
+							  : "");
+	if (sf && c->family && sf != c->family)
+		return fail(p, "%s: --source %s is an %s address",
+			    c->family == AF_INET ? "-4" : "-6", c->source.host, family_name(sf));
+	for (int i = 0; i < n && sf; i++) {
+		int tf = literal_family(t[i]);
+
+		if (tf && tf != sf)
+			return fail(p, "--source %s is an %s address, %s is %s", c->source.host,
+				    family_name(sf), t[i]->host, family_name(tf));
+	}
+	return 0;
+}
+
+static int check_family(struct parser *p)
+{
+	const struct xp_cli *c = p->out;
+
+	if (p->seen[O_IPV4] && p->seen[O_IPV6])
+		return fail(p, "-4 and -6 cannot be used together");
+	switch (p->cmd) {
+	case XP_CMD_PIPE:
+		for (int i = 0; i < 2; i++)
+			if (check_literal_family(p, "endpoint", &c->ep[i].addr))
+				return XP_CLI_USAGE;
+		return 0;
+	case XP_CMD_SUBPROCESS:
+		return check_literal_family(p, "ADDR", &c->sub_addr);
+	case XP_CMD_TCP_SERVER:
+		if (c->proto == XP_PROTO_FORWARD &&
+		    check_literal_family(p, "--forward", &c->forward))
+			return XP_CLI_USAGE;
+		/* fall through */
+	default:
+		return check_literal_family(p, "ADDR", &c->addr);
+	}
+}
+
 static int finish(struct parser *p)
 {
 	static int (*const finishers[])(struct parser *) = {
@@ -1398,7 +1586,7 @@ static int finish(struct parser *p)
 	if (p->cmd != XP_CMD_SUBPROCESS && p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
 	if (conflict(p, O_QUIET, O_VERBOSE) || conflict(p, O_SEND_ONLY, O_RECV_ONLY) ||
-	    check_watermarks(p) || finishers[p->cmd](p))
+	    check_watermarks(p) || finishers[p->cmd](p) || check_family(p) || check_source(p))
 		return XP_CLI_USAGE;
 	/* 0 means "no limit" for these two; callers only test < 0. */
 	if (c->idle_timeout == 0)

@@ -160,13 +160,12 @@ static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 		xp_relay_fail_end(r, i, -ENOMEM);
 		return;
 	}
-	memset(&o, 0, sizeof(o));
-	o.timeout = px->cli->connect_timeout > 0 ? px->cli->connect_timeout : 0;
+	xp_cli_connect_opts(px->cli, &e->addr, &o);
 	if (tls) {
 		o.tls = px->tls_client;
 		o.server_hostname = px->cli->servername;
 	}
-	xp_cli_addr_str(&e->addr, 0, f->name, sizeof(f->name));
+	xp_cli_conn_name(px->cli, &e->addr, f->name, sizeof(f->name));
 	watch(f, xp_cli_connect(px->run.loop, stream_factory, f, &e->addr, &o), connect_done);
 }
 

@@ -163,7 +163,7 @@ static void attempt(struct client *c)
 		xp_loop_stop(c->run.loop);
 		return;
 	}
-	memset(&o, 0, sizeof(o));
+	xp_cli_connect_opts(cli, &cli->addr, &o);
 	if (c->deadline > 0) {
 		double left = c->deadline - xp_loop_time(c->run.loop);
 
@@ -209,7 +209,7 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	memset(&c, 0, sizeof(c));
 	c.cli = cli;
 	xp_log_init(cli);
-	xp_cli_addr_str(&cli->addr, 0, c.name, sizeof(c.name));
+	xp_cli_conn_name(cli, &cli->addr, c.name, sizeof(c.name));
 #ifdef XP_HAVE_READLINE
 	c.interactive = !cli->check && !cli->no_readline && !cli->one_way && isatty(0) &&
 			isatty(1) && xp_cli_interactive_available();

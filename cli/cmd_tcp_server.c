@@ -86,15 +86,15 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	xp_forward_opts fo;
 
 	memset(&fo, 0, sizeof(fo));
+	xp_cli_connect_opts(s->cli, a, &fo.connect);
 	if (a->kind == XP_ADDR_HOSTPORT) {
-		fo.host = a->host[0] ? a->host : "localhost";
+		fo.host = xp_cli_client_host(a, s->cli->family);
 		fo.port = a->port;
 	} else {
 		snprintf(path, sizeof(path), "%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
 			 a->path);
 		fo.unix_path = path; /* copied by xp_forward_new */
 	}
-	fo.connect.timeout = s->cli->connect_timeout > 0 ? s->cli->connect_timeout : 0;
 	xp_run_relay_opts(c, &fo.relay);
 	xp_cli_one_way(s->cli, &fo.relay, 0);
 	return xp_forward_new(loop, &fo);

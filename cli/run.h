@@ -40,6 +40,13 @@ const char *xp_cli_strerror(int err);
 void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t size);
 xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
 			 const struct xp_cli_addr *a, const xp_server_opts *o);
+/* The host a client connects to: ADDR's, or localhost (of family). */
+const char *xp_cli_client_host(const struct xp_cli_addr *a, int family);
+/* Zeroes o, then sets what the command line says about every outgoing
+ * connection to a: --connect-timeout, -4/-6 and --source. */
+void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o);
+/* a as xp_cli_addr_str shows it, and " from SOURCE" with --source. */
+void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char *buf, size_t size);
 xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
 			  const struct xp_cli_addr *a, const xp_connect_opts *o);
 int xp_cli_connect_status(int err); /* 69, 75 or 1 */

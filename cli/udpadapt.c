@@ -354,14 +354,20 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 		u->conn = c->id;
 	u->next = all;
 	all = u;
-	xp_cli_addr_str(a, 0, u->name, sizeof(u->name));
+	xp_cli_conn_name(run->cli, a, u->name, sizeof(u->name));
 	rf->r = r;
 	rf->end = end;
 	f1 = xp_connect_accepted_socket(loop, relay_factory, rf, sv[0], NULL);
 	f2 = xp_connect_accepted_socket(loop, sp_factory, u, sv[1], NULL);
 	memset(&o, 0, sizeof(o));
-	o.remote_host = a->host[0] ? a->host : "localhost";
+	o.remote_host = xp_cli_client_host(a, run->cli->family);
 	o.remote_port = a->port;
+	o.family = run->cli->family;
+	if (run->cli->has_source) {
+		/* The library binds the source of each target's family. */
+		o.local_host = run->cli->source.host[0] ? run->cli->source.host : NULL;
+		o.local_port = run->cli->source.port[0] ? run->cli->source.port : "0";
+	}
 	f3 = xp_create_datagram_endpoint(loop, dp_factory, u, &o);
 	if (f1)
 		xp_future_add_done_callback(f1, relay_side_done, NULL);
