@@ -85,6 +85,7 @@ enum opt_id {
 	O_SOURCE,
 	O_ALLOW_FILE,
 	O_DENY_FILE,
+	O_VERIFY_CLIENT,
 	O_COUNT
 };
 
@@ -171,6 +172,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"SNI and verified name (default: host of ADDR)"),
     VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
 	"comma-separated ALPN protocols to offer or accept"),
+    VAL(O_VERIFY_CLIENT, "verify-client", 0, "MODE", "require optional", SRV | SUB | PIP,
+	XP_GRP_TLS, "with --ca/--pin: client certificate required (default) or optional"),
 
     /* stream options */
     VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
@@ -919,6 +922,7 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
+	int k;
 
 	switch (o->id) {
 	case O_TLS:
@@ -947,6 +951,11 @@ static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char
 		if (check_alpn(v))
 			return fail(p, "--alpn: invalid protocol list '%s'", v);
 		c->alpn = v;
+		return 0;
+	case O_VERIFY_CLIENT:
+		if (choose(p, o, v, &k))
+			return XP_CLI_USAGE;
+		c->verify_client_optional = k == 1;
 		return 0;
 	}
 	return -1;
@@ -1295,22 +1304,30 @@ static int is_tls_ep(const struct xp_cli_endpoint *e)
 	return e->kind == XP_EP_TLS || e->kind == XP_EP_TLS_LISTEN;
 }
 
-/* --handshake-timeout is about TLS servers only. */
+/* --handshake-timeout and --verify-client are about TLS servers only. */
 static int check_handshake_timeout(struct parser *p)
 {
-	static const int ids[] = {O_HANDSHAKE_TIMEOUT};
+	static const int ids[] = {O_HANDSHAKE_TIMEOUT, O_VERIFY_CLIENT};
+	static const int vc[] = {O_VERIFY_CLIENT};
 	const struct xp_cli *c = p->out;
+	int rc;
 
 	switch (p->cmd) {
 	case XP_CMD_PIPE:
-		return NEED(p, ids,
-			    c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
-			    "a tls-listen: endpoint");
+		rc = NEED(p, ids,
+			  c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
+			  "a tls-listen: endpoint");
+		break;
 	case XP_CMD_SUBPROCESS:
-		return NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+		rc = NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+		break;
 	default:
-		return NEED(p, ids, c->tls, "--tls");
+		rc = NEED(p, ids, c->tls, "--tls");
+		break;
 	}
+	if (rc)
+		return rc;
+	return NEED(p, vc, p->seen[O_CA] || p->seen[O_PIN], "--ca or --pin");
 }
 
 static int check_tls(struct parser *p)

@@ -303,8 +303,9 @@ static void print_tls(FILE *f, const struct xp_cli *c)
 	for (i = 0; c->has_pin && i < 32; i++)
 		fprintf(f, "%02x", c->pin[i]);
 	fprintf(f, "\nhandshake_timeout=%g\n", c->handshake_timeout);
-	fprintf(f, "servername=%s alpn=%s\n", c->servername ? c->servername : "",
-		c->alpn ? c->alpn : "");
+	fprintf(f, "servername=%s alpn=%s verify_client_optional=%d\n",
+		c->servername ? c->servername : "", c->alpn ? c->alpn : "",
+		c->verify_client_optional);
 }
 
 /* The resolved configuration as key=value lines (hidden --parse-only). */

@@ -146,7 +146,8 @@ struct xp_cli {
 	int has_pin;
 	unsigned char pin[32]; /* raw SHA-256 of the DER certificate */
 	const char *servername;
-	const char *alpn; /* validated comma-separated list */
+	const char *alpn;	    /* validated comma-separated list */
+	int verify_client_optional; /* --verify-client optional */
 
 	/* server */
 	int keep_open; /* XP_KEEP_OPEN_DEFAULT, 0 or 1 */

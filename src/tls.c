@@ -60,6 +60,7 @@ struct xp_tls_ctx {
 	SSL_CTX *ssl_ctx;
 	bool server_side;
 	bool verify;
+	bool client_optional; /* servers: a client may send no certificate */
 	bool have_pin;
 	unsigned char pin[32];
 	unsigned char *alpn; /* wire format: len-prefixed names */
@@ -77,7 +78,7 @@ static void apply_verify(xp_tls_ctx *c)
 {
 	int mode = SSL_VERIFY_PEER;
 
-	if (c->server_side)
+	if (c->server_side && !c->client_optional)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	if (c->have_pin)
 		SSL_CTX_set_verify(c->ssl_ctx, mode, verify_accept_any);
@@ -209,6 +210,18 @@ int xp_tls_ctx_set_verify(xp_tls_ctx *c, int verify)
 	if (!c)
 		return -EINVAL;
 	c->verify = verify != 0;
+	c->client_optional = false; /* on a server, verify means REQUIRE */
+	apply_verify(c);
+	return 0;
+}
+
+int xp_tls_ctx_set_verify_client(xp_tls_ctx *c, int mode)
+{
+	if (!c || !c->server_side || mode < XP_VERIFY_CLIENT_NONE ||
+	    mode > XP_VERIFY_CLIENT_REQUIRE)
+		return -EINVAL;
+	c->verify = mode != XP_VERIFY_CLIENT_NONE;
+	c->client_optional = mode == XP_VERIFY_CLIENT_OPTIONAL;
 	apply_verify(c);
 	return 0;
 }
@@ -812,7 +825,10 @@ static void tls_handshake_done(struct tls *s)
 	cancel_handle(&s->timer);
 	if (peer && X509_digest(peer, EVP_sha256(), s->fp, &n) == 1)
 		s->have_fp = true;
-	if (s->ctx->have_pin && (!s->have_fp || memcmp(s->fp, s->ctx->pin, 32))) {
+	/* An optional client certificate that was not sent has nothing to
+	 * match; one that was sent must match. */
+	if (s->ctx->have_pin && (s->have_fp || !s->ctx->client_optional) &&
+	    (!s->have_fp || memcmp(s->fp, s->ctx->pin, 32))) {
 		tls_handshake_failed(s, XP_EPIN, "peer certificate does not match the pin", false);
 		return;
 	}

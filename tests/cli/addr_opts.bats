@@ -253,3 +253,100 @@ try_from() {
 	try_from 127.0.0.1
 	[ -z "$out" ]
 }
+
+# ---- --verify-client: mutual TLS -----------------------------------------
+
+# A CA, a client certificate it signed, and a self-signed (rogue) one.
+make_client_pki() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
+		-days 2 -subj "/CN=xport test CA" >/dev/null 2>&1
+	openssl req -newkey rsa:2048 -nodes -keyout "$T/client.key" -out "$T/client.csr" \
+		-subj /CN=client >/dev/null 2>&1
+	openssl x509 -req -in "$T/client.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+		-CAcreateserial -days 2 -out "$T/client.pem" >/dev/null 2>&1
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/rogue.key" -out "$T/rogue.pem" \
+		-days 2 -subj /CN=client >/dev/null 2>&1
+}
+
+# s_client [NAME]: connect with openssl s_client (with NAME.pem/NAME.key
+# as client certificate if given); sets out to what the server sent.
+s_client() {
+	local cert=()
+	[ -n "${1:-}" ] && cert=(-cert "$T/$1.pem" -key "$T/$1.key")
+	out=$(timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT" "${cert[@]}" \
+		</dev/null 2>/dev/null) || true
+}
+
+@test "--ca on a TLS server requires a valid client certificate (openssl s_client)" {
+	make_client_pki
+	bg_xport srv tcp-server -v --tls --ca "$T/ca.pem" -e 'echo welcome' 127.0.0.1:0
+	wait_ready srv
+	s_client client
+	[ "$out" = welcome ]
+	s_client
+	[ -z "$out" ]
+	s_client rogue
+	[ -z "$out" ]
+	# xport's own client with --cert/--key is let in too
+	out=$(timeout 10 "$XPORT" tcp-client --tls --insecure --cert "$T/client.pem" \
+		--key "$T/client.key" "127.0.0.1:$PORT" </dev/null)
+	[ "$out" = welcome ]
+	run_xp 10 tcp-client --tls --insecure "127.0.0.1:$PORT" </dev/null
+	[ -z "$(cat "$T/fg.out")" ]
+	[ "$status" -ne 0 ]
+}
+
+@test "--verify-client optional: no certificate is fine, a bad one is refused" {
+	make_client_pki
+	bg_xport srv tcp-server --tls --ca "$T/ca.pem" --verify-client optional \
+		-e 'echo welcome' 127.0.0.1:0
+	wait_ready srv
+	s_client
+	[ "$out" = welcome ]
+	s_client client
+	[ "$out" = welcome ]
+	s_client rogue
+	[ -z "$out" ]
+	# pipe's tls-listen: takes it as well
+	bg_xport p pipe --ca "$T/ca.pem" --verify-client optional -k tls-listen:127.0.0.1:0 \
+		'exec:echo piped'
+	wait_ready p
+	s_client
+	[ "$out" = piped ]
+	s_client rogue
+	[ -z "$out" ]
+}
+
+@test "--pin on a TLS server pins the client certificate; optional lets none in" {
+	make_client_pki
+	local fp
+	fp=$(openssl x509 -in "$T/client.pem" -noout -fingerprint -sha256 | sed 's/.*=//')
+	bg_xport srv tcp-server --tls --pin "sha256:$fp" -e 'echo welcome' 127.0.0.1:0
+	wait_ready srv
+	s_client client
+	[ "$out" = welcome ]
+	s_client rogue
+	[ -z "$out" ]
+	s_client
+	[ -z "$out" ]
+	bg_xport opt tcp-server --tls --pin "sha256:$fp" --verify-client optional \
+		-e 'echo welcome' 127.0.0.1:0
+	wait_ready opt
+	s_client
+	[ "$out" = welcome ]
+	s_client rogue
+	[ -z "$out" ]
+}
+
+@test "--verify-client needs a TLS server and --ca or --pin" {
+	run_xp 5 tcp-server --tls --verify-client optional :0
+	[ "$status" -eq 64 ]
+	one_error_line "requires --ca or --pin"
+	run_xp 5 tcp-client --tls --ca /dev/null --verify-client optional 127.0.0.1:1
+	[ "$status" -eq 64 ]
+	run_xp 5 pipe --ca /dev/null --verify-client optional - tls:127.0.0.1:1
+	[ "$status" -eq 64 ]
+	one_error_line "requires a tls-listen: endpoint"
+	run_xp 5 tcp-server --tls --ca /dev/null --verify-client sometimes :0
+	[ "$status" -eq 64 ]
+}
