@@ -115,7 +115,7 @@ const struct xp_cli_option xp_cli_options[] = {
 	"run /bin/sh -c CMD for every connection (--proto exec)"),
     VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
 	"relay every connection to ADDR (--proto forward)"),
-    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI, XP_GRP_COMMAND,
+    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI | PIP, XP_GRP_COMMAND,
 	"retry connecting until the server is up (exit 75 if not)"),
     FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
 	 "connect, then exit 0 at once (69 if unreachable)"),
@@ -1294,6 +1294,7 @@ static const int server_ids[] = {
     O_KEEP_OPEN, O_ONCE, O_MAX_CONNS, O_BACKLOG,    O_REUSE_PORT, O_WORKERS,
     O_ALLOW,	 O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE,
 };
+static const int wait_ids[] = {O_WAIT_FOR};
 static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE};
 static const int tls_ids[] = {
     O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
@@ -1447,6 +1448,12 @@ static int is_ip_listen_ep(const struct xp_cli_endpoint *e)
 	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN;
 }
 
+/* The endpoints --wait-for retries. */
+static int is_dial_ep(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS || e->kind == XP_EP_UNIX;
+}
+
 static int finish_pipe(struct parser *p)
 {
 	struct xp_cli *c = p->out;
@@ -1465,6 +1472,8 @@ static int finish_pipe(struct parser *p)
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),
 		 "a tcp-listen: or tls-listen: endpoint") ||
+	    NEED(p, wait_ids, is_dial_ep(&c->ep[0]) || is_dial_ep(&c->ep[1]),
+		 "a tcp:, tls: or unix: endpoint") ||
 	    conflict(p, O_ONCE, O_KEEP_OPEN))
 		return XP_CLI_USAGE;
 	/* With -k one side accepts and the other is opened anew per peer. */

@@ -203,6 +203,36 @@ xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
  * filter and the TLS handshake timeout. */
 void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so);
 
+/* ---- dial.c ---- */
+/* One outgoing connection (tcp-client; pipe's tcp:, tls:, unix:),
+ * retried until --wait-for is spent.  The caller fills run, addr, name,
+ * factory/arg, done, and opts.tls / opts.server_hostname; the rest of
+ * opts comes from the command line (xp_cli_connect_opts). */
+struct xp_dial;
+/* Called once: err 0 and f (its result the transport), or the final
+ * error (f NULL when no attempt could be started, or when the run
+ * stopped during the wait: -ECANCELED).  f is released after it returns. */
+typedef void (*xp_dial_done)(struct xp_dial *d, xp_future *f, int err);
+struct xp_dial {
+	struct xp_run *run;
+	const struct xp_cli_addr *addr;
+	const char *name; /* for messages */
+	xp_connect_opts opts;
+	xp_protocol_factory factory;
+	void *arg;
+	xp_dial_done done;
+	int no_retry_reset; /* a reset answers the question (--check) */
+	/* state */
+	double timeout, deadline; /* per attempt; loop time, 0: no retry */
+	xp_handle *retry;
+	int made;    /* the factory ran: the connection was made */
+	int expired; /* the final error came when --wait-for was spent */
+};
+void xp_dial_start(struct xp_dial *d);
+/* Status of a final failure (75 once --wait-for is spent, else 69 or
+ * 1); with print, its one `xport:` line too. */
+int xp_dial_fail(const struct xp_dial *d, int err, int print);
+
 /* ---- udpadapt.c ---- */
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */
 int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,

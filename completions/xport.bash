@@ -126,7 +126,7 @@ _xport()
 	subprocess)
 		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
-		opts="--keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--wait-for --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)
 		return ;;
 	esac

@@ -160,6 +160,7 @@ complete -c xport -n '__fish_seen_subcommand_from subprocess' -s q -l quiet -d '
 complete -c xport -n '__fish_seen_subcommand_from subprocess' -l grace -x -d 'on SIGINT/SIGTERM, let connections finish (default 5)'
 complete -c xport -n '__fish_seen_subcommand_from subprocess && __fish_is_nth_token 2' -a '(__fish_complete_command)'
 
+complete -c xport -n '__fish_seen_subcommand_from pipe' -l wait-for -x -d 'retry connecting until the server is up (exit 75 if not)'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -s k -l keep-open -d 'serve many connections, not just one'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -l once -d 'exit after the first connection ends'
 complete -c xport -n '__fish_seen_subcommand_from pipe' -l max-conns -x -d 'close a connection over N at once (default unlimited)'

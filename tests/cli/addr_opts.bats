@@ -350,3 +350,74 @@ s_client() {
 	run_xp 5 tcp-server --tls --ca /dev/null --verify-client sometimes :0
 	[ "$status" -eq 64 ]
 }
+
+# ---- pipe --wait-for ------------------------------------------------------
+
+@test "pipe --wait-for: tcp: against a server started 1 s later (echo back, exit 0)" {
+	local p
+	p=$(closed_port)
+	echo "late hello" >"$T/pw.in"
+	bg_xport pw pipe -v --wait-for 10 - "tcp:127.0.0.1:$p"
+	local pid=$BG_PID
+	sleep 1
+	kill -0 "$pid" # still trying
+	bg_xport srv tcp-server --proto echo "127.0.0.1:$p"
+	wait_exit "$pid" 15
+	[ "$RC" -eq 0 ]
+	[ "$(cat "$T/pw.out")" = "late hello" ]
+	grep -q "retrying" "$T/pw.err"
+}
+
+@test "pipe --wait-for: unix: and tls: endpoints retry too, --source binds every retry" {
+	echo "to unix" >"$T/pu.in"
+	bg_xport pu pipe --wait-for 10 - "unix:$T/sock"
+	local pid=$BG_PID
+	sleep 1
+	bg_xport usrv tcp-server --proto echo "unix:$T/sock"
+	wait_exit "$pid" 15
+	[ "$RC" -eq 0 ]
+	[ "$(cat "$T/pu.out")" = "to unix" ]
+
+	local p
+	p=$(closed_port)
+	echo "over tls" >"$T/pt.in"
+	bg_xport pt pipe --wait-for 10 --insecure - "tls:127.0.0.1:$p"
+	pid=$BG_PID
+	sleep 1
+	bg_xport tsrv tcp-server --tls --proto echo "127.0.0.1:$p"
+	wait_exit "$pid" 15
+	[ "$RC" -eq 0 ]
+	[ "$(cat "$T/pt.out")" = "over tls" ]
+
+	p=$(closed_port)
+	bg_xport ps pipe --wait-for 10 -s 127.0.0.7 - "tcp:127.0.0.1:$p"
+	pid=$BG_PID
+	sleep 1
+	$PY - "$p" <<'PYEOF' &
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(5); l.settimeout(20)
+c, a = l.accept(); c.sendall(("peer %s\n" % a[0]).encode()); c.close()
+PYEOF
+	BG_PIDS+=("$!")
+	wait_exit "$pid" 15
+	[ "$RC" -eq 0 ]
+	[ "$(cat "$T/ps.out")" = "peer 127.0.0.7" ]
+}
+
+@test "pipe --wait-for spent: exit 75 and one line; only for connecting endpoints" {
+	local p
+	p=$(closed_port)
+	run_xp 10 pipe --wait-for 1 - "tcp:127.0.0.1:$p" </dev/null
+	[ "$status" -eq 75 ]
+	one_error_line "connect 127.0.0.1:$p: not reachable within 1 s: Connection refused"
+	run_xp 10 pipe --wait-for 1 - "unix:$T/nothing" </dev/null
+	[ "$status" -eq 75 ]
+	one_error_line "not reachable within 1 s"
+	run_xp 5 pipe --wait-for 1 - exec:cat
+	[ "$status" -eq 64 ]
+	one_error_line "requires a tcp:, tls: or unix: endpoint"
+	# without --wait-for a refusal is still 69 at once
+	run_xp 5 pipe - "tcp:127.0.0.1:$p" </dev/null
+	[ "$status" -eq 69 ]
+}
