@@ -3,7 +3,7 @@
  * addr.c - from a parsed ADDR to library calls: servers listen on every
  * interface for an empty host, clients go to localhost; unix:PATH and
  * unix:@NAME (abstract).  Also --allow/--deny and the error -> exit
- * status mapping of the contract.
+ * status mapping of xport(1), EXIT STATUS.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -82,6 +82,8 @@ static void source_for(const struct xp_cli *c, const struct xp_cli_addr *a, xp_c
 
 	if (!c->has_source || a->kind != XP_ADDR_HOSTPORT)
 		return;
+	if (c->proxy.kind)
+		a = &c->proxy.addr; /* the connection made is to the proxy */
 	if (!fam && a->is_v6_literal)
 		fam = AF_INET6;
 	else if (!fam && a->host[0] && inet_pton(AF_INET, a->host, buf) == 1)
@@ -97,11 +99,15 @@ static void source_for(const struct xp_cli *c, const struct xp_cli_addr *a, xp_c
 	}
 }
 
-void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o)
+void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o,
+			 xp_proxy *px)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout = c->connect_timeout > 0 ? c->connect_timeout : 0;
 	o->family = c->family;
+	/* The proxy carries TCP only: a unix: end of pipe is direct. */
+	if (a->kind == XP_ADDR_HOSTPORT)
+		o->proxy = xp_cli_proxy(c, px);
 	source_for(c, a, o);
 }
 
@@ -157,7 +163,7 @@ int xp_cli_connect_status(int err)
 	case XP_ERESOLVE:
 		return XP_EXIT_UNAVAILABLE;
 	default:
-		return XP_EXIT_FAIL;
+		return xp_is_proxy_error(err) ? XP_EXIT_UNAVAILABLE : XP_EXIT_FAIL;
 	}
 }
 
@@ -196,6 +202,73 @@ static int cidr_match(const struct xp_cli_cidr *r, int family, const unsigned ch
 			return 0;
 	}
 	return 1;
+}
+
+/* v4-mapped IPv6 as IPv4; 0 for a non-IP address. */
+static int ip_of(const struct sockaddr *sa, unsigned char addr[16])
+{
+	if (sa->sa_family == AF_INET) {
+		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			memcpy(addr, &a6->s6_addr[12], 4);
+			return AF_INET;
+		}
+		memcpy(addr, a6, 16);
+		return AF_INET6;
+	}
+	return 0;
+}
+
+int xp_cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len)
+{
+	const struct xp_cli *c = cli;
+	unsigned char addr[16];
+	int family = ip_of(sa, addr);
+
+	for (unsigned int i = 0; family && i < c->n_fwd_allow; i++)
+		if (cidr_match(&c->fwd_allow[i], family, addr))
+			return 1;
+	return 0;
+}
+
+const xp_proxy *xp_cli_proxy(const struct xp_cli *c, xp_proxy *px)
+{
+	const struct xp_cli_proxy *p = &c->proxy;
+
+	if (!p->kind)
+		return NULL;
+	memset(px, 0, sizeof(*px));
+	px->kind = p->kind == XP_CLI_PROXY_HTTP	    ? XP_PROXY_HTTP
+		   : p->kind == XP_CLI_PROXY_SOCKS5 ? XP_PROXY_SOCKS5
+						    : XP_PROXY_SOCKS4A;
+	px->host = p->addr.host;
+	px->port = p->addr.port;
+	px->user = p->has_user ? p->user : NULL;
+	px->password = p->has_password ? p->password : NULL;
+	return px;
+}
+
+const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int err, char *buf,
+				size_t size)
+{
+	char proxy[300];
+
+	if (!c->proxy.kind) {
+		snprintf(buf, size, "connect %s", name);
+		return buf;
+	}
+	xp_cli_addr_str(&c->proxy.addr, 0, proxy, sizeof(proxy));
+	if (xp_is_proxy_error(err))
+		snprintf(buf, size, "proxy %s", proxy);
+	else
+		snprintf(buf, size, "connect %s via proxy %s", name, proxy);
+	return buf;
 }
 
 /*

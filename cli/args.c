@@ -86,6 +86,9 @@ enum opt_id {
 	O_ALLOW_FILE,
 	O_DENY_FILE,
 	O_VERIFY_CLIENT,
+	O_PROXY,
+	O_PROXY_AUTH,
+	O_FORWARD_ALLOW,
 	O_COUNT
 };
 
@@ -109,12 +112,16 @@ enum opt_id {
 
 const struct xp_cli_option xp_cli_options[] = {
     /* options of one command */
-    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward", SRV, XP_GRP_COMMAND,
-	"built-in protocol for every connection (default stdio)"),
+    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward socks5 http-proxy",
+	SRV, XP_GRP_COMMAND, "built-in protocol for every connection (default stdio)"),
     VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
 	"run /bin/sh -c CMD for every connection (--proto exec)"),
     VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
 	"relay every connection to ADDR (--proto forward)"),
+    VAL(O_PROXY_AUTH, "proxy-auth", 0, "USER:PASS", NULL, SRV, XP_GRP_COMMAND,
+	"socks5/http-proxy: clients must authenticate as USER:PASS"),
+    VAL(O_FORWARD_ALLOW, "forward-allow", 0, "CIDR", NULL, SRV, XP_GRP_COMMAND,
+	"socks5/http-proxy: allow only targets in CIDR (repeatable)"),
     VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI | PIP, XP_GRP_COMMAND,
 	"retry connecting until the server is up (exit 75 if not)"),
     FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
@@ -149,9 +156,9 @@ const struct xp_cli_option xp_cli_options[] = {
     VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	"refuse peers in CIDR or at HOST (repeatable)"),
     VAL(O_ALLOW_FILE, "allow-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"--allow every rule in FILE (one a line, # comments)"),
+	"accept peers matching a rule in FILE"),
     VAL(O_DENY_FILE, "deny-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"--deny every rule in FILE (one a line, # comments)"),
+	"refuse peers matching a rule in FILE"),
     VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	"write the bound port to FILE when ready"),
     VAL(O_HANDSHAKE_TIMEOUT, "handshake-timeout", 0, "SECONDS", NULL, SRV | SUB | PIP,
@@ -173,7 +180,7 @@ const struct xp_cli_option xp_cli_options[] = {
     VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
 	"comma-separated ALPN protocols to offer or accept"),
     VAL(O_VERIFY_CLIENT, "verify-client", 0, "MODE", "require optional", SRV | SUB | PIP,
-	XP_GRP_TLS, "with --ca/--pin: client certificate required (default) or optional"),
+	XP_GRP_TLS, "client certificate: require (default) or optional"),
 
     /* stream options */
     VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
@@ -205,6 +212,8 @@ const struct xp_cli_option xp_cli_options[] = {
     FLAG(O_IPV6, "ipv6", '6', STREAM | UDP, XP_GRP_STREAM, "IPv6 only (names, listeners, :PORT)"),
     VAL(O_SOURCE, "source", 's', "ADDR", NULL, SRV | CLI | SUB | PIP, XP_GRP_STREAM,
 	"bind outgoing sockets to HOST, HOST:PORT or :PORT"),
+    VAL(O_PROXY, "proxy", 0, "URL", NULL, STREAM, XP_GRP_STREAM,
+	"connect through http://, socks5:// or socks4a://[U:P@]HOST:PORT"),
 
     /* global options */
     FLAG(O_HELP, "help", 'h', ALL, XP_GRP_GLOBAL, "print this help and exit"),
@@ -228,9 +237,10 @@ const size_t xp_cli_n_options = sizeof(xp_cli_options) / sizeof(xp_cli_options[0
 const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
     [XP_CMD_NONE] = {"", "", "", NULL},
     [XP_CMD_TCP_SERVER] = {"tcp-server", "ADDR", "accept connections, run a built-in protocol",
-			   ADDR_FORMS "Port 0 picks a free port. Protocols: stdio "
-				      "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
-				      "(--forward ADDR).\n"},
+			   ADDR_FORMS
+			   "Port 0 picks a free port. Protocols: stdio "
+			   "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
+			   "(--forward ADDR),\nsocks5 and http-proxy (proxy servers).\n"},
     [XP_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
 			   ADDR_FORMS},
     [XP_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
@@ -241,7 +251,8 @@ const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
     [XP_CMD_PIPE] = {"pipe", "ENDPOINT ENDPOINT", "relay bytes both ways between two endpoints",
 		     "ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
 		     "tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
-		     "unix-listen:PATH,\nudp:HOST:PORT, exec:COMMAND, fd:N "
+		     "unix-listen:PATH,\nudp:HOST:PORT, udp-listen:ADDR, unixgram:PATH, "
+		     "unixgram-listen:PATH,\nexec:COMMAND, fd:N "
 		     "(only the first may be -).\n"},
 };
 
@@ -569,7 +580,8 @@ static const char *parse_hostport(const char *s, enum role role, struct xp_cli_a
 	return NULL;
 }
 
-/* An ADDR of the contract; unix forms only when allow_unix. */
+/* An ADDR as xport(1), ADDRESSES, defines it; unix forms only when
+ * allow_unix. */
 static int parse_addr(struct parser *p, const char *what, const char *s, enum role role,
 		      int allow_unix, struct xp_cli_addr *a)
 {
@@ -677,6 +689,9 @@ const struct xp_cli_eptype xp_cli_endpoints[] = {
     {"unix:", XP_EP_UNIX, "PATH", "connect to a Unix stream socket"},
     {"unix-listen:", XP_EP_UNIX_LISTEN, "PATH", "accept one connection on a Unix stream socket"},
     {"udp:", XP_EP_UDP, "HOST:PORT", "connected datagram socket"},
+    {"udp-listen:", XP_EP_UDP_LISTEN, "ADDR", "bind; the first sender is the peer"},
+    {"unixgram:", XP_EP_UNIXGRAM, "PATH", "Unix datagram socket"},
+    {"unixgram-listen:", XP_EP_UNIXGRAM_LISTEN, "PATH", "bind a Unix datagram socket"},
     {"exec:", XP_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND"},
     {"fd:", XP_EP_FD, "N", "an inherited file descriptor"},
 };
@@ -701,8 +716,16 @@ static int ep_body(struct parser *p, char *s, char *body, struct xp_cli_endpoint
 		else
 			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
 		break;
+	case XP_EP_UDP_LISTEN:
+		if (!strncmp(body, "unix:", 5))
+			msg = "use unixgram-listen:PATH for a Unix socket";
+		else
+			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
+		break;
 	case XP_EP_UNIX:
 	case XP_EP_UNIX_LISTEN:
+	case XP_EP_UNIXGRAM:
+	case XP_EP_UNIXGRAM_LISTEN:
 		msg = parse_unix(body, &e->addr);
 		break;
 	case XP_EP_EXEC:
@@ -742,6 +765,122 @@ static int parse_endpoint(struct parser *p, char *s, struct xp_cli_endpoint *e)
 		}
 	}
 	return fail(p, "unknown endpoint '%s' (see 'xport pipe --help')", s);
+}
+
+/* ------------------------------------------------------------ --proxy */
+
+static const struct {
+	const char *scheme;
+	int kind;
+} proxy_schemes[] = {
+    {"http://", XP_CLI_PROXY_HTTP},
+    {"socks5://", XP_CLI_PROXY_SOCKS5},
+    {"socks5h://", XP_CLI_PROXY_SOCKS5}, /* curl's name for the same */
+    {"socks4a://", XP_CLI_PROXY_SOCKS4A},
+};
+
+/* Percent-decode len bytes of s into dst (at most 255 bytes, no NUL). */
+static const char *pct_decode(const char *s, size_t len, char *dst, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int ch = (unsigned char)s[i];
+
+		if (ch == '%') {
+			int h = i + 2 < len ? hexval((unsigned char)s[i + 1]) : -1;
+			int l = h >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
+
+			if (l < 0)
+				return "invalid %-escape in the user or password";
+			ch = h * 16 + l;
+			i += 2;
+		}
+		if (!ch)
+			return "NUL in the user or password";
+		if (n + 1 >= size)
+			return "user or password too long (at most 255 bytes)";
+		dst[n++] = (char)ch;
+	}
+	dst[n] = '\0';
+	return NULL;
+}
+
+/* USER[:PASS] of the URL, before its last '@'. */
+static const char *proxy_userinfo(const char *s, size_t len, struct xp_cli_proxy *px)
+{
+	const char *colon = memchr(s, ':', len), *msg;
+
+	msg = pct_decode(s, colon ? (size_t)(colon - s) : len, px->user, sizeof(px->user));
+	if (msg)
+		return msg;
+	if (!px->user[0])
+		return "empty user name";
+	px->has_user = 1;
+	if (!colon)
+		return NULL;
+	px->has_password = 1;
+	return pct_decode(colon + 1, len - (size_t)(colon - s) - 1, px->password,
+			  sizeof(px->password));
+}
+
+/* SCHEME://[USER[:PASS]@]HOST:PORT[/] */
+static const char *parse_proxy_url(const char *v, struct xp_cli_proxy *px)
+{
+	const char *rest = NULL, *msg;
+	char hostport[300];
+	size_t len, i;
+
+	memset(px, 0, sizeof(*px));
+	for (i = 0; i < sizeof(proxy_schemes) / sizeof(proxy_schemes[0]); i++) {
+		size_t n = strlen(proxy_schemes[i].scheme);
+
+		if (!strncasecmp(v, proxy_schemes[i].scheme, n)) {
+			px->kind = proxy_schemes[i].kind;
+			rest = v + n;
+		}
+	}
+	if (!rest)
+		return "expected http://, socks5:// or socks4a://";
+	len = strlen(rest);
+	if (len && rest[len - 1] == '/')
+		len--;
+	for (i = len; i > 0; i--) {
+		if (rest[i - 1] != '@')
+			continue;
+		if ((msg = proxy_userinfo(rest, i - 1, px)))
+			return msg;
+		rest += i;
+		len -= i;
+		break;
+	}
+	if (!len || memchr(rest, '/', len) || memchr(rest, '?', len))
+		return "expected HOST:PORT after the scheme";
+	if (copy(hostport, sizeof(hostport), rest, len))
+		return "host name too long";
+	if ((msg = parse_hostport(hostport, ROLE_CLIENT, &px->addr)))
+		return msg;
+	if (!px->addr.host[0])
+		return "missing proxy host";
+	if (px->kind == XP_CLI_PROXY_SOCKS4A && px->has_password)
+		return "socks4a:// takes a user id, not a password";
+	return NULL;
+}
+
+/* --proxy-auth USER:PASS */
+static int parse_proxy_auth(struct parser *p, const char *v)
+{
+	struct xp_cli *c = p->out;
+	const char *colon = strchr(v, ':');
+
+	if (!colon || colon == v)
+		return fail(p, "--proxy-auth: expected USER:PASS");
+	if (copy(c->proxy_auth_user, sizeof(c->proxy_auth_user), v, (size_t)(colon - v)) ||
+	    copy(c->proxy_auth_password, sizeof(c->proxy_auth_password), colon + 1,
+		 strlen(colon + 1)))
+		return fail(p, "--proxy-auth: user or password too long (at most 255 bytes)");
+	c->has_proxy_auth = 1;
+	return 0;
 }
 
 /* ------------------------------------------------------- option values */
@@ -915,6 +1054,11 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_SOURCE:
 		return parse_source(p, v, &c->source);
+	case O_PROXY: {
+		const char *msg = parse_proxy_url(v, &c->proxy);
+
+		return msg ? fail(p, "--proxy '%s': %s", v, msg) : 0;
+	}
 	}
 	return -1;
 }
@@ -1050,6 +1194,16 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 		return 0;
 	case O_KILL_AFTER:
 		return set_seconds(p, o, v, &c->kill_after);
+	case O_PROXY_AUTH:
+		return parse_proxy_auth(p, v);
+	case O_FORWARD_ALLOW:
+		if (c->n_fwd_allow >= XP_CLI_MAX_RULES)
+			return fail(p, "--forward-allow: too many rules (at most %d)",
+				    XP_CLI_MAX_RULES);
+		if (parse_cidr(v, &c->fwd_allow[c->n_fwd_allow]))
+			return fail(p, "--forward-allow: invalid CIDR '%s'", v);
+		c->fwd_allow[c->n_fwd_allow++].allow = 1;
+		return 0;
 	}
 	return -1;
 }
@@ -1387,12 +1541,19 @@ static int resolve_proto(struct parser *p)
 	return 0;
 }
 
+static const int proxy_ids[] = {O_PROXY};
+static const int proxy_server_ids[] = {O_PROXY_AUTH, O_FORWARD_ALLOW};
+
 static int finish_tcp_server(struct parser *p)
 {
 	struct xp_cli *c = p->out;
+	int tunnels = c->proto == XP_PROTO_SOCKS5 || c->proto == XP_PROTO_HTTP_PROXY;
 
 	if (one_addr(p, ROLE_SERVER) || resolve_proto(p) || conflict(p, O_ONCE, O_KEEP_OPEN) ||
-	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
+	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT, "a TCP address") ||
+	    NEED(p, proxy_ids, c->proto == XP_PROTO_FORWARD && c->forward.kind == XP_ADDR_HOSTPORT,
+		 "--forward HOST:PORT") ||
+	    NEED(p, proxy_server_ids, tunnels, "--proto socks5 or http-proxy"))
 		return XP_CLI_USAGE;
 	/* echo, discard and chargen are no relay: nothing to make one way. */
 	if (c->one_way && c->proto != XP_PROTO_STDIO && c->proto != XP_PROTO_EXEC &&
@@ -1416,7 +1577,8 @@ static int finish_udp_echo(struct parser *p)
 
 static int finish_tcp_client(struct parser *p)
 {
-	if (one_addr(p, ROLE_CLIENT))
+	if (one_addr(p, ROLE_CLIENT) ||
+	    NEED(p, proxy_ids, p->out->addr.kind == XP_ADDR_HOSTPORT, "a HOST:PORT address"))
 		return XP_CLI_USAGE;
 	return check_tls(p);
 }
@@ -1432,7 +1594,10 @@ static int finish_subprocess(struct parser *p)
 	if (conflict(p, O_CONNECT, O_LISTEN) ||
 	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
 	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
-	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
+	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address") ||
+	    NEED(p, proxy_ids,
+		 c->sub_mode == XP_SUB_CONNECT && c->sub_addr.kind == XP_ADDR_HOSTPORT,
+		 "--connect HOST:PORT"))
 		return XP_CLI_USAGE;
 	return check_tls(p);
 }
@@ -1440,12 +1605,19 @@ static int finish_subprocess(struct parser *p)
 static int is_listen_ep(const struct xp_cli_endpoint *e)
 {
 	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UNIX_LISTEN;
+	       e->kind == XP_EP_UNIX_LISTEN || e->kind == XP_EP_UDP_LISTEN ||
+	       e->kind == XP_EP_UNIXGRAM_LISTEN;
 }
 
 static int is_ip_listen_ep(const struct xp_cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN;
+	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
+	       e->kind == XP_EP_UDP_LISTEN;
+}
+
+static int is_connect_ep(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS;
 }
 
 /* The endpoints --wait-for retries. */
@@ -1471,10 +1643,12 @@ static int finish_pipe(struct parser *p)
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),
-		 "a tcp-listen: or tls-listen: endpoint") ||
+		 "a tcp-listen:, tls-listen: or udp-listen: endpoint") ||
 	    NEED(p, wait_ids, is_dial_ep(&c->ep[0]) || is_dial_ep(&c->ep[1]),
 		 "a tcp:, tls: or unix: endpoint") ||
-	    conflict(p, O_ONCE, O_KEEP_OPEN))
+	    conflict(p, O_ONCE, O_KEEP_OPEN) ||
+	    NEED(p, proxy_ids, is_connect_ep(&c->ep[0]) || is_connect_ep(&c->ep[1]),
+		 "a tcp: or tls: endpoint"))
 		return XP_CLI_USAGE;
 	/* With -k one side accepts and the other is opened anew per peer. */
 	if (p->seen[O_KEEP_OPEN] && listeners > 1)
@@ -1515,26 +1689,33 @@ static const char *family_name(int fam)
 	return fam == AF_INET ? "IPv4" : "IPv6";
 }
 
+/* A TCP connection to a is made to the --proxy, when there is one. */
+static const struct xp_cli_addr *tcp_target(const struct xp_cli *c, const struct xp_cli_addr *a)
+{
+	return c->proxy.kind ? &c->proxy.addr : a;
+}
+
 /* The outgoing addresses --source applies to, and whether one exists. */
 static int source_targets(const struct xp_cli *c, const struct xp_cli_addr **t, int *n)
 {
 	*n = 0;
 	switch (c->command) {
 	case XP_CMD_TCP_CLIENT:
-		t[(*n)++] = &c->addr;
+		t[(*n)++] = tcp_target(c, &c->addr);
 		break;
 	case XP_CMD_SUBPROCESS:
 		if (c->sub_mode == XP_SUB_CONNECT)
-			t[(*n)++] = &c->sub_addr;
+			t[(*n)++] = tcp_target(c, &c->sub_addr);
 		break;
 	case XP_CMD_TCP_SERVER:
 		if (c->proto == XP_PROTO_FORWARD)
-			t[(*n)++] = &c->forward;
+			t[(*n)++] = tcp_target(c, &c->forward);
 		break;
 	case XP_CMD_PIPE:
 		for (int i = 0; i < 2; i++)
-			if (c->ep[i].kind == XP_EP_TCP || c->ep[i].kind == XP_EP_TLS ||
-			    c->ep[i].kind == XP_EP_UDP)
+			if (c->ep[i].kind == XP_EP_TCP || c->ep[i].kind == XP_EP_TLS)
+				t[(*n)++] = tcp_target(c, &c->ep[i].addr);
+			else if (c->ep[i].kind == XP_EP_UDP)
 				t[(*n)++] = &c->ep[i].addr;
 		break;
 	default:
@@ -1580,21 +1761,27 @@ static int check_family(struct parser *p)
 
 	if (p->seen[O_IPV4] && p->seen[O_IPV6])
 		return fail(p, "-4 and -6 cannot be used together");
+	/* With --proxy, TCP goes to the proxy: the target is its business. */
+	if (c->proxy.kind && check_literal_family(p, "--proxy", &c->proxy.addr))
+		return XP_CLI_USAGE;
 	switch (p->cmd) {
 	case XP_CMD_PIPE:
 		for (int i = 0; i < 2; i++)
-			if (check_literal_family(p, "endpoint", &c->ep[i].addr))
+			if ((!c->proxy.kind || !is_connect_ep(&c->ep[i])) &&
+			    check_literal_family(p, "endpoint", &c->ep[i].addr))
 				return XP_CLI_USAGE;
 		return 0;
 	case XP_CMD_SUBPROCESS:
-		return check_literal_family(p, "ADDR", &c->sub_addr);
+		return c->proxy.kind ? 0 : check_literal_family(p, "ADDR", &c->sub_addr);
 	case XP_CMD_TCP_SERVER:
-		if (c->proto == XP_PROTO_FORWARD &&
+		if (c->proto == XP_PROTO_FORWARD && !c->proxy.kind &&
 		    check_literal_family(p, "--forward", &c->forward))
 			return XP_CLI_USAGE;
 		/* fall through */
 	default:
-		return check_literal_family(p, "ADDR", &c->addr);
+		return p->cmd == XP_CMD_TCP_CLIENT && c->proxy.kind
+			   ? 0
+			   : check_literal_family(p, "ADDR", &c->addr);
 	}
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmd.h - the five xport commands.  Each gets the parsed, validated
- * command line and returns the process exit status (see the contract's
+ * command line and returns the process exit status (see xport(1),
  * exit status table); it prints its own `xport: ...` line on failure.
  */
 #ifndef XPORT_CLI_CMD_H

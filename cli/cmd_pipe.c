@@ -2,11 +2,13 @@
 /*
  * cmd_pipe.c - `xport pipe ENDPOINT ENDPOINT`: relay bytes both ways
  * between two endpoints (socat-like).  Connect-type endpoints (stdio,
- * tcp:, tls:, unix:, udp:, exec:, fd:) are opened per relay; a listening
- * endpoint (tcp-listen:, tls-listen:, unix-listen:) is opened once and
- * each accepted connection starts a relay, the other endpoint being
- * opened anew for it.  With two listening endpoints, a connection on one
- * waits (reading held by the relay) for the next one on the other.
+ * tcp:, tls:, unix:, udp:, unixgram:, exec:, fd:) are opened per relay; a
+ * listening endpoint (tcp-listen:, tls-listen:, unix-listen:, udp-listen:,
+ * unixgram-listen:) is opened once and each accepted connection (each new
+ * sender, for the datagram ones: dglisten.c) starts a relay, the other
+ * endpoint being opened anew for it.  With two listening endpoints, a
+ * connection on one waits (reading held by the relay) for the next one on
+ * the other.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@ struct lsn {
 	struct pipe_ctx *px;
 	int idx;
 	xp_server *srv;
+	struct xp_dgl *dgl; /* udp-listen:, unixgram-listen: */
 	int closed;
 };
 
@@ -48,10 +51,28 @@ struct pipe_ctx {
 	int spawn_status;
 };
 
+static int is_dgram_listen(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_UDP_LISTEN || e->kind == XP_EP_UNIXGRAM_LISTEN;
+}
+
 static int is_listen(const struct xp_cli_endpoint *e)
 {
 	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UNIX_LISTEN;
+	       e->kind == XP_EP_UNIX_LISTEN || is_dgram_listen(e);
+}
+
+/* A datagram end: relayed through a socket pair (udpadapt.c). */
+static int is_dgram(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_UDP || e->kind == XP_EP_UNIXGRAM || is_dgram_listen(e);
+}
+
+/* Replies are accepted for --eof-timeout after EOF from the other side:
+ * 0.5 s when not given, for ever with 0. */
+static double dgram_linger(const struct xp_cli *c)
+{
+	return c->eof_timeout < 0 ? 0.5 : c->eof_timeout;
 }
 
 struct efact {
@@ -104,8 +125,12 @@ static void connect_done(xp_future *fut, void *arg)
 	int err = xp_future_error(fut);
 
 	if (err && err != -ECANCELED) {
+		char what[700];
+
 		if (first_failure(f->px))
-			xp_err("connect %s: %s", f->name, xp_cli_strerror(err));
+			xp_err("%s: %s",
+			       xp_cli_connect_what(f->px->cli, f->name, err, what, sizeof(what)),
+			       xp_cli_strerror(err));
 		xp_run_fail(&f->px->run, xp_cli_connect_status(err));
 		xp_relay_fail_end(f->r, f->end, err);
 	} else if (!err) {
@@ -276,10 +301,10 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 		open_connect(px, r, i, 1);
 		break;
 	case XP_EP_UDP:
-		/* Replies are accepted for --eof-timeout after EOF from the
-		 * other side: 0.5 s when not given, for ever with 0. */
-		xp_cli_udp_attach(&px->run, r, i, &e->addr,
-				  px->cli->eof_timeout < 0 ? 0.5 : px->cli->eof_timeout);
+		xp_cli_udp_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
+		break;
+	case XP_EP_UNIXGRAM:
+		xp_cli_unixgram_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
 		break;
 	case XP_EP_EXEC:
 		open_exec(px, r, i);
@@ -317,6 +342,9 @@ static void peer_label(const struct xp_cli_endpoint *e, char *buf, size_t size)
 	if (e->kind == XP_EP_UDP) {
 		xp_cli_addr_str(&e->addr, 0, a, sizeof(a));
 		snprintf(buf, size, "udp:%s", a);
+	} else if (e->kind == XP_EP_UNIXGRAM) {
+		snprintf(buf, size, "unixgram:%s%.100s",
+			 e->addr.kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "", e->addr.path);
 	} else if (e->kind == XP_EP_FD) {
 		snprintf(buf, size, "fd:%d", e->fd);
 	}
@@ -337,12 +365,12 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 		if (px->cli->ep[i].kind == XP_EP_STDIO)
 			xp_cli_stdio_session(&ro, i, xp_cli_keep_open(px->cli));
 	peer_label(&px->cli->ep[ro.stats_end], c->label, sizeof(c->label));
-	/* A udp: end has no EOF of its own: after EOF from the other side it
-	 * accepts replies for --eof-timeout, then closes (udpadapt.c).  That
-	 * is the relay's EOF wait, so the relay does not run a second timer
-	 * for it (the two would fire together and the relay's would win,
-	 * turning the clean end into a timeout). */
-	if (px->cli->ep[0].kind == XP_EP_UDP || px->cli->ep[1].kind == XP_EP_UDP) {
+	/* A datagram end has no EOF of its own: after EOF from the other
+	 * side it accepts replies for --eof-timeout, then closes
+	 * (udpadapt.c).  That is the relay's EOF wait, so the relay does not
+	 * run a second timer for it (the two would fire together and the
+	 * relay's would win, turning the clean end into a timeout). */
+	if (is_dgram(&px->cli->ep[0]) || is_dgram(&px->cli->ep[1])) {
 		ro.eof_timeout = 0;
 		/* Its packets must be read whole (a shorter read of a
 		 * SOCK_SEQPACKET drops the rest) and fit the socket pair's
@@ -363,14 +391,15 @@ static void listener_used(struct pipe_ctx *px, struct lsn *l)
 	if (xp_cli_keep_open(px->cli) || l->closed)
 		return;
 	l->closed = 1;
-	xp_server_close(l->srv);
+	if (l->srv)
+		xp_server_close(l->srv); /* a datagram one serves its sender */
 	if (!is_listen(&px->cli->ep[1 - l->idx]) || px->lsn[1 - l->idx].closed)
 		px->run.no_more = 1;
 }
 
-static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
+/* The relay a new connection (or sender) on listener l becomes end i of. */
+static xp_relay *listen_relay(struct lsn *l, xp_transport *t)
 {
-	struct lsn *l = arg;
 	struct pipe_ctx *px = l->px;
 	int i = l->idx, other = 1 - i;
 	struct waiting **pw, *w;
@@ -379,10 +408,9 @@ static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
 	listener_used(px, l);
 	if (!is_listen(&px->cli->ep[other])) {
 		r = new_relay(px, t);
-		if (!r)
-			return NULL;
-		ep_open(px, r, other);
-		return xp_relay_stream_protocol(r, i);
+		if (r)
+			ep_open(px, r, other);
+		return r;
 	}
 	/* Two listeners: join the oldest relay waiting for this end. */
 	for (pw = &px->waitq; *pw; pw = &(*pw)->next)
@@ -393,7 +421,7 @@ static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
 		*pw = w->next;
 		r = w->r;
 		free(w);
-		return xp_relay_stream_protocol(r, i);
+		return r;
 	}
 	w = calloc(1, sizeof(*w));
 	r = w ? new_relay(px, t) : NULL;
@@ -406,7 +434,20 @@ static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
 	for (pw = &px->waitq; *pw; pw = &(*pw)->next)
 		;
 	*pw = w;
-	return xp_relay_stream_protocol(r, i);
+	return r;
+}
+
+static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
+{
+	struct lsn *l = arg;
+	xp_relay *r = listen_relay(l, t);
+
+	return r ? xp_relay_stream_protocol(r, l->idx) : NULL;
+}
+
+static xp_relay *dgram_start(void *arg)
+{
+	return listen_relay(arg, NULL);
 }
 
 /* The first signal: udp: ends waiting for replies close, and a relay
@@ -416,6 +457,9 @@ static void pipe_on_stop(struct xp_run *run)
 	struct pipe_ctx *px = XP_CONTAINER_OF(run, struct pipe_ctx, run);
 
 	xp_cli_udp_stop(run);
+	for (int i = 0; i < 2; i++)
+		if (px->lsn[i].dgl)
+			xp_cli_dgl_stop(px->lsn[i].dgl);
 	while (px->waitq) {
 		struct waiting *w = px->waitq;
 
@@ -423,6 +467,26 @@ static void pipe_on_stop(struct xp_run *run)
 		xp_relay_fail_end(w->r, w->need_end, -ECANCELED);
 		free(w);
 	}
+}
+
+static int open_dgram_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
+{
+	struct lsn *l = &px->lsn[i];
+	struct xp_dgl_cfg cfg = {.run = &px->run,
+				 .ep = &px->cli->ep[i],
+				 .end = i,
+				 .single = !xp_cli_keep_open(px->cli),
+				 .linger = dgram_linger(px->cli),
+				 .start = dgram_start,
+				 .arg = l};
+	int st;
+
+	l->px = px;
+	l->idx = i;
+	st = xp_cli_dgl_open(&cfg, &l->dgl, &addrs[*n]);
+	if (!st && addrs[*n].len)
+		(*n)++;
+	return st;
 }
 
 static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
@@ -434,6 +498,8 @@ static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 	char name[320];
 	int err;
 
+	if (is_dgram_listen(e))
+		return open_dgram_listener(px, i, addrs, n);
 	memset(&so, 0, sizeof(so));
 	so.backlog = px->cli->backlog;
 	so.reuse_port = px->cli->reuse_port;
@@ -529,6 +595,8 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 		/* The first listener is open when the second fails (e.g. the
 		 * same path twice): close it, so no socket file is left. */
 		xp_run_close_servers(&px.run);
+		for (int i = 0; i < 2; i++)
+			xp_cli_dgl_free(px.lsn[i].dgl);
 		return st;
 	}
 	if (!listeners) {
@@ -542,6 +610,8 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 	}
 	st = xp_run_loop(&px.run);
 	st = child_status(&px, st);
+	for (int i = 0; i < 2; i++)
+		xp_cli_dgl_free(px.lsn[i].dgl);
 	if (px.child)
 		xp_transport_release(px.child);
 	xp_run_finish(&px.run);

@@ -163,7 +163,10 @@ static void connected(xp_future *f, void *arg)
 		spawn_child(s, s->relay);
 		return;
 	}
-	xp_err("connect %s: %s", s->name, xp_cli_strerror(err));
+	char what[700];
+
+	xp_err("%s: %s", xp_cli_connect_what(s->cli, s->name, err, what, sizeof(what)),
+	       xp_cli_strerror(err));
 	xp_run_fail(&s->run, s->relay ? XP_EXIT_FAIL : xp_cli_connect_status(err));
 	if (s->relay)
 		xp_relay_fail_end(s->relay, 1, err);
@@ -174,9 +177,10 @@ static void connected(xp_future *f, void *arg)
 static int start_connect(struct sub *s)
 {
 	xp_connect_opts o;
+	xp_proxy px;
 	xp_future *f;
 
-	xp_cli_connect_opts(s->cli, &s->cli->sub_addr, &o);
+	xp_cli_connect_opts(s->cli, &s->cli->sub_addr, &o, &px);
 	o.tls = s->tls;
 	o.server_hostname = s->cli->servername;
 	xp_cli_conn_name(s->cli, &s->cli->sub_addr, s->name, sizeof(s->name));

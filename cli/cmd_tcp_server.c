@@ -84,9 +84,10 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	const struct xp_cli_addr *a = &s->cli->forward;
 	char path[sizeof(a->path) + 2];
 	xp_forward_opts fo;
+	xp_proxy px;
 
 	memset(&fo, 0, sizeof(fo));
-	xp_cli_connect_opts(s->cli, a, &fo.connect);
+	xp_cli_connect_opts(s->cli, a, &fo.connect, &px); /* px copied by xp_forward_new */
 	if (a->kind == XP_ADDR_HOSTPORT) {
 		fo.host = xp_cli_client_host(a, s->cli->family);
 		fo.port = a->port;
@@ -98,6 +99,29 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	xp_run_relay_opts(c, &fo.relay);
 	xp_cli_one_way(s->cli, &fo.relay, 0);
 	return xp_forward_new(loop, &fo);
+}
+
+/* socks5 and http-proxy: --proxy-auth, --forward-allow. */
+static xp_protocol *start_tunnel(struct srv *s, struct xp_conn *c, xp_loop *loop)
+{
+	const struct xp_cli *cli = s->cli;
+	xp_proxy_server_opts so;
+
+	memset(&so, 0, sizeof(so));
+	if (cli->has_proxy_auth) {
+		so.user = cli->proxy_auth_user;
+		so.password = cli->proxy_auth_password;
+	}
+	if (cli->n_fwd_allow) {
+		so.allow_target = xp_cli_target_allowed;
+		so.allow_arg = (void *)cli;
+	}
+	so.connect.timeout = cli->connect_timeout > 0 ? cli->connect_timeout : 0;
+	so.connect.family = cli->family; /* -4/-6: the targets' names too */
+	xp_run_relay_opts(c, &so.relay);
+	if (cli->proto == XP_PROTO_SOCKS5)
+		return xp_socks5_new(loop, &so);
+	return xp_http_proxy_new(loop, &so);
 }
 
 /* The gate accepted a peer: make its protocol. */
@@ -136,6 +160,10 @@ static xp_protocol *srv_start(struct xp_run *r, xp_transport *t, void *arg)
 		break;
 	case XP_PROTO_FORWARD:
 		p = start_forward(s, c, r->loop);
+		break;
+	case XP_PROTO_SOCKS5:
+	case XP_PROTO_HTTP_PROXY:
+		p = start_tunnel(s, c, r->loop);
 		break;
 	}
 	if (!p) {

@@ -301,30 +301,6 @@ static void udp_stop(struct xp_run *r)
 		xp_loop_stop(r->loop);
 }
 
-/* All interfaces: one dual-stack IPv6 socket (IPv4 peers arrive
- * v4-mapped), or IPv4 alone where IPv6 is missing.  -6: IPv6 alone. */
-static int any_socket(const struct xp_cli *c, int *fdp)
-{
-	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
-	int fd, v6only = c->family == AF_INET6, on = 1;
-
-	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errno == EAFNOSUPPORT && !v6only ? 1 : -errno;
-	a6.sin6_port = htons((uint16_t)atoi(c->addr.port));
-	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-	if (c->reuse_port)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-	if (bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0) {
-		int e = errno;
-
-		close(fd);
-		return e == EADDRNOTAVAIL && !v6only ? 1 : -e;
-	}
-	*fdp = fd;
-	return 0;
-}
-
 static int udp_open(struct udp *u)
 {
 	const struct xp_cli *c = u->cli;
@@ -341,7 +317,7 @@ static int udp_open(struct udp *u)
 		o.local_port = c->addr.port;
 	} else {
 		o.family = 0; /* use_sock takes no address options */
-		err = any_socket(c, &fd);
+		err = xp_cli_udp_any_socket(c->addr.port, c->family, c->reuse_port, &fd);
 		if (err == 0) {
 			o.use_sock = 1;
 			o.sock = fd;

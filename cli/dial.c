@@ -26,6 +26,13 @@ static xp_protocol *dial_factory(void *arg)
 	return d->factory(d->arg);
 }
 
+static const char *what(const struct xp_dial *d, int err)
+{
+	static char buf[700];
+
+	return xp_cli_connect_what(d->run->cli, d->name, err, buf, sizeof(buf));
+}
+
 static int retry_cb(void *arg)
 {
 	struct xp_dial *d = arg;
@@ -53,7 +60,7 @@ static void dial_done(xp_future *f, void *arg)
 
 	if (err && may_retry(d, err)) {
 		xp_future_release(f);
-		xp_log(1, "connect %s: %s (retrying)", d->name, xp_cli_strerror(err));
+		xp_log(1, "%s: %s (retrying)", what(d, err), xp_cli_strerror(err));
 		d->retry = xp_call_later(d->run->loop, RETRY_DELAY, retry_cb, d);
 		if (d->retry)
 			return;
@@ -98,7 +105,7 @@ void xp_dial_start(struct xp_dial *d)
 	xp_tls_ctx *tls = d->opts.tls;
 	const char *sn = d->opts.server_hostname;
 
-	xp_cli_connect_opts(c, d->addr, &d->opts);
+	xp_cli_connect_opts(c, d->addr, &d->opts, &d->proxy);
 	d->opts.tls = tls;
 	d->opts.server_hostname = sn;
 	d->timeout = d->opts.timeout;
@@ -112,11 +119,11 @@ int xp_dial_fail(const struct xp_dial *d, int err, int print)
 {
 	if (d->expired) {
 		if (print)
-			xp_err("connect %s: not reachable within %g s: %s", d->name,
+			xp_err("%s: not reachable within %g s: %s", what(d, err),
 			       d->run->cli->wait_for, xp_cli_strerror(err));
 		return XP_EXIT_TEMPFAIL;
 	}
 	if (print)
-		xp_err("connect %s: %s", d->name, xp_cli_strerror(err));
+		xp_err("%s: %s", what(d, err), xp_cli_strerror(err));
 	return xp_cli_connect_status(err);
 }

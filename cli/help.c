@@ -342,6 +342,9 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 	print_addr(f, "sub_addr", &c->sub_addr);
 	fprintf(f, "proto=%d exec=%s\n", (int)c->proto, c->exec_cmd ? c->exec_cmd : "");
 	print_addr(f, "forward", &c->forward);
+	fprintf(f, "proxy=%d %s:%s user=%s password=%s\n", c->proxy.kind, c->proxy.addr.host,
+		c->proxy.addr.port, c->proxy.has_user ? c->proxy.user : "-",
+		c->proxy.has_password ? c->proxy.password : "-");
 	print_addr(f, "addr", &c->addr);
 	if (c->command == XP_CMD_PIPE)
 		for (i = 0; i < 2; i++)

@@ -18,7 +18,7 @@
  *    peer closing ends the session with exit 0.  --eof-timeout N gives
  *    up N seconds after Ctrl-D (exit 75); not given or 0: wait for ever,
  *    the same meaning as for relays.
- *  - SIGINT/SIGTERM/SIGHUP: the contract's graceful stop, not a shell's
+ *  - SIGINT/SIGTERM/SIGHUP: the graceful stop of xport(1) SIGNALS, not a shell's
  *    "discard the line": the connection is closed (flushed), after
  *    --grace seconds reset; exit 0.  A second one resets at once and
  *    exits 128+N.  SIGUSR1 prints an end=open stats line (above the
@@ -467,7 +467,8 @@ static int on_sighup(void *arg)
 	return 0;
 }
 
-/* The contract's SIGUSR1: an `end=open` stats line, above the prompt. */
+/* SIGUSR1 as xport(1) SIGNALS has it: an `end=open` stats line, above the
+ * prompt. */
 static int on_sigusr1(void *arg)
 {
 	struct ia *s = arg;

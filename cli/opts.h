@@ -26,7 +26,7 @@ enum xp_cli_command {
 };
 
 /*
- * An ADDR of the contract.  For XP_ADDR_HOSTPORT an empty host means "all
+ * An ADDR as xport(1), ADDRESSES, defines it.  For XP_ADDR_HOSTPORT an empty host means "all
  * interfaces, IPv4 and IPv6" for a server and "localhost" for a client;
  * the command makes that choice.  port is the decimal string (0..65535,
  * already validated; 0 only where a server may pick a port).  An IPv6
@@ -53,7 +53,10 @@ struct xp_cli_endpoint {
 		XP_EP_UNIX_LISTEN,
 		XP_EP_UDP,
 		XP_EP_EXEC,
-		XP_EP_FD
+		XP_EP_FD,
+		XP_EP_UDP_LISTEN,
+		XP_EP_UNIXGRAM,
+		XP_EP_UNIXGRAM_LISTEN
 	} kind;
 	struct xp_cli_addr addr;
 	char *command;
@@ -83,7 +86,19 @@ enum xp_cli_proto {
 	XP_PROTO_DISCARD,
 	XP_PROTO_CHARGEN,
 	XP_PROTO_EXEC,
-	XP_PROTO_FORWARD
+	XP_PROTO_FORWARD,
+	XP_PROTO_SOCKS5,
+	XP_PROTO_HTTP_PROXY
+};
+
+/* --proxy URL.  kind: 0 none, else the library's enum xp_proxy_kind
+ * value; user and password are percent-decoded. */
+enum { XP_CLI_PROXY_HTTP = 1, XP_CLI_PROXY_SOCKS5 = 2, XP_CLI_PROXY_SOCKS4A = 3 };
+struct xp_cli_proxy {
+	int kind;
+	struct xp_cli_addr addr;
+	char user[256], password[256];
+	int has_user, has_password;
 };
 
 enum xp_cli_sub_mode {
@@ -185,6 +200,14 @@ struct xp_cli {
 	enum xp_cli_proto proto;
 	const char *exec_cmd;	    /* -e / --exec */
 	struct xp_cli_addr forward; /* valid when proto == FORWARD */
+
+	/* proxies: --proxy (outgoing), --proxy-auth and --forward-allow
+	 * (the socks5 and http-proxy protocols) */
+	struct xp_cli_proxy proxy;
+	char proxy_auth_user[256], proxy_auth_password[256];
+	int has_proxy_auth;
+	unsigned int n_fwd_allow;
+	struct xp_cli_cidr fwd_allow[XP_CLI_MAX_RULES];
 
 	/* positional ADDR of tcp-server, tcp-client, udp-echo */
 	struct xp_cli_addr addr;

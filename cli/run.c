@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * run.c - the run context every command shares: the loop, the signal
- * handling of the contract, the list of open connections (for --grace,
+ * handling of xport(1) SIGNALS, the list of open connections (for --grace,
  * SIGUSR1 and --stats) and the exit status.
  *
  * Signals: the first SIGINT/SIGTERM closes the listeners and lets the open
@@ -356,6 +356,8 @@ void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro)
 	c->is_relay = 1;
 	ro->no_half_close = !cli->half_close;
 	ro->eof_timeout = cli->eof_timeout > 0 ? cli->eof_timeout : 0;
+	/* The environment is the tool's to read, never the library's. */
+	ro->no_splice = getenv("XPORT_NO_SPLICE") != NULL;
 	ro->on_done = relay_done;
 	ro->arg = c;
 	ro->child_signal = cli->signal;

@@ -13,7 +13,7 @@
 #include "opts.h"
 #include "xport.h"
 
-/* Exit statuses of the contract. */
+/* Exit statuses of xport(1), EXIT STATUS. */
 #define XP_EXIT_OK 0
 #define XP_EXIT_FAIL 1
 #define XP_EXIT_USAGE 64
@@ -43,8 +43,11 @@ xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
 /* The host a client connects to: ADDR's, or localhost (of family). */
 const char *xp_cli_client_host(const struct xp_cli_addr *a, int family);
 /* Zeroes o, then sets what the command line says about every outgoing
- * connection to a: --connect-timeout, -4/-6 and --source. */
-void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o);
+ * connection to a: --connect-timeout, -4/-6, --source and --proxy (px
+ * holds it; -4/-6 and --source then apply to the connection to the
+ * proxy). */
+void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o,
+			 xp_proxy *px);
 /* a as xp_cli_addr_str shows it, and " from SOURCE" with --source. */
 void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char *buf, size_t size);
 xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
@@ -57,6 +60,15 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 /* Reset instead of FIN when the transport is aborted. */
 void xp_cli_set_linger0(xp_transport *t);
+/* --proxy for xp_connect_opts.proxy (px filled, pointing into c), or NULL. */
+const xp_proxy *xp_cli_proxy(const struct xp_cli *c, xp_proxy *px);
+/* What failed, for the `xport:` line of a connect error: "connect NAME",
+ * "proxy HOST:PORT" (the proxy refused: err is its answer) or "connect
+ * NAME via proxy HOST:PORT". */
+const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int err, char *buf,
+				size_t size);
+/* --forward-allow (cli: the struct xp_cli): 1 if a target may be reached. */
+int xp_cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len);
 
 /* ---- tlsopt.c ---- */
 /* Builds a TLS context from --cert/--key/--ca/--insecure/--pin/--alpn.
@@ -218,6 +230,7 @@ struct xp_dial {
 	const struct xp_cli_addr *addr;
 	const char *name; /* for messages */
 	xp_connect_opts opts;
+	xp_proxy proxy; /* opts.proxy points here */
 	xp_protocol_factory factory;
 	void *arg;
 	xp_dial_done done;
@@ -237,8 +250,57 @@ int xp_dial_fail(const struct xp_dial *d, int err, int print);
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */
 int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
 		      double linger);
+/* The same over a Unix datagram socket (bound to an abstract address the
+ * kernel picks, so replies can come back). */
+int xp_cli_unixgram_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
+			   double linger);
+/* One sender of a listening datagram socket as relay end `end`. */
+struct xp_dgpeer;
+struct xp_dgsender;
+struct xp_dgpeer *xp_cli_dgpeer_session(struct xp_run *run, xp_relay *r, int end,
+					struct xp_dgsender *snd, const char *name, double linger);
+/* A datagram from that sender: 0, or -EAGAIN when the relay is behind. */
+int xp_cli_dgpeer_input(struct xp_dgpeer *u, const void *data, size_t len);
+/* The listener's send queue is full: take no more chunks from the relay. */
+void xp_cli_dgpeer_hold_replies(struct xp_dgpeer *u, int on);
+/* A datagram to that sender could not be sent: the relay ends. */
+void xp_cli_dgpeer_failed(struct xp_dgpeer *u, int err);
 /* The run is stopping (first SIGINT/SIGTERM): udp: ends already past EOF,
  * waiting for replies, close now. */
 void xp_cli_udp_stop(struct xp_run *run);
+
+/* ---- dglisten.c ---- */
+/* udp-listen:, unixgram-listen:: one bound socket; each sender (the first
+ * only, when single) is given to a relay of its own from start(). */
+struct xp_dgl_cfg {
+	struct xp_run *run;
+	const struct xp_cli_endpoint *ep;
+	int end;    /* the relay end a sender becomes */
+	int single; /* the first sender only; the others are dropped */
+	double linger;
+	xp_relay *(*start)(void *arg);
+	void *arg;
+};
+struct xp_dgl;
+/* Binds (an exit status on failure, its `xport:` line printed); *addr is
+ * the bound address for the readiness line. */
+int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockaddr *addr);
+/* The first signal: no new sender; the socket closes after the last. */
+void xp_cli_dgl_stop(struct xp_dgl *l);
+/* After the loop: close the socket, remove its file. */
+void xp_cli_dgl_free(struct xp_dgl *l);
+/* For udpadapt.c: a sender's replies, its end, the listener's reading
+ * held while a sender's pair side is being made (delta +1/-1), and a
+ * sender whose relay is behind. */
+int xp_cli_dgl_sendto(struct xp_dgsender *s, const void *data, size_t len);
+void xp_cli_dgl_gone(struct xp_dgsender *s);
+void xp_cli_dgl_hold(struct xp_dgsender *s, int delta);
+void xp_cli_dgl_congested(struct xp_dgsender *s, int on);
+/* All interfaces, for UDP: one dual-stack IPv6 socket (IPv6 alone for
+ * family AF_INET6); 1 where IPv6 is missing (bind 0.0.0.0 instead), else
+ * 0 and *fd, or -errno. */
+int xp_cli_udp_any_socket(const char *port, int family, int reuse_port, int *fd);
+/* unix:PATH / unix:@NAME as a socket address; -ENAMETOOLONG if it cannot be. */
+int xp_cli_unix_sockaddr(const struct xp_cli_addr *a, xp_sockaddr *out);
 
 #endif /* XPORT_CLI_RUN_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * session.c - how a session ends (the contract's rules), as relay options.
+ * session.c - how a session ends (xport(1), HOW A SESSION ENDS), as relay
+ * options.
  *
  * EOF passing and flushing are the relay's own; what the command line adds
  * is which EOF ends the session and which way bytes may go:

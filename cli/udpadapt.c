@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * udpadapt.c - a connected UDP socket as one end of a relay.
+ * udpadapt.c - a datagram peer as one end of a relay: a connected UDP or
+ * Unix datagram socket (udp:, unixgram:), or one sender of a listening
+ * socket (udp-listen:, unixgram-listen:, see dglisten.c).
  *
- * The relay joins byte streams, so the datagram socket is bridged through
- * a SOCK_SEQPACKET socket pair: the relay's end is a stream transport on
+ * The relay joins byte streams, so the peer is bridged through a
+ * SOCK_SEQPACKET socket pair: the relay's end is a stream transport on
  * one side of the pair, and this adapter sits on the other, turning each
  * packet (each chunk the relay writes) into one datagram and each
  * datagram received into one packet.  Packets keep their boundaries, so
@@ -12,49 +14,55 @@
  *
  * A datagram that cannot be sent (EMSGSIZE, ECONNREFUSED from the peer's
  * port unreachable, ...) ends the relay with an error, never a silent
- * drop.  The UDP socket's send queue is bounded: when it is full the pair
- * is no longer read, so the relay stops reading its other end.
+ * drop.  The socket's send queue is bounded: when it is full the pair is
+ * no longer read, so the relay stops reading its other end.
  *
- * UDP has no EOF: when the other side ends, replies are still accepted
- * for `linger` seconds (--eof-timeout, default 0.5 s, like socat -t; 0:
- * until the run stops), then the adapter closes and the relay sees its
- * EOF, a clean end.  The relay runs no EOF timer of its own for a udp:
- * end (cmd_pipe.c): this linger is that wait.
+ * Datagrams have no EOF: when the other side ends, replies are still
+ * accepted for `linger` seconds (--eof-timeout, default 0.5 s, like socat
+ * -t; 0: until the run stops), then the adapter closes and the relay sees
+ * its EOF, a clean end.  The relay runs no EOF timer of its own for such
+ * an end (cmd_pipe.c): this linger is that wait.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "run.h"
 
-struct udpa {
-	struct udpa *next;  /* all adapters, for xp_cli_udp_stop() */
-	xp_protocol dp, sp; /* datagram side, pair side */
+struct xp_dgpeer {
+	struct xp_dgpeer *next; /* all adapters, for xp_cli_udp_stop() */
+	xp_protocol dp, sp;	/* datagram side, pair side */
 	xp_transport *dt, *st;
 	struct xp_run *run;
+	struct xp_dgsender *snd; /* a listener's sender: dt is not ours */
+	unsigned char *first;	 /* its first datagram, until st is made */
+	size_t first_len;
 	double linger;
 	xp_handle *timer;
 	int refs;
 	int ending;
-	int failed;	    /* the UDP socket could not be made */
+	int failed;	    /* the socket could not be made */
 	int send_failed;    /* a datagram could not be sent: the relay ends */
+	int replies_held;   /* the listener's send queue is full */
+	int congested;	    /* the pair is full: the relay is behind */
 	unsigned long conn; /* the relay's connection (xp_run_conn_find) */
 	int end;	    /* our end of that relay */
-	char name[300];
+	char name[300];	    /* "udp:HOST:PORT", "unixgram:PATH" */
 };
 
 /* The largest UDP payload over IPv4 (65535 - 8 - 20). */
 #define UDP_MAX 65507
 
-static struct udpa *all;
+static struct xp_dgpeer *all;
 
-static void put(struct udpa *u)
+static void put(struct xp_dgpeer *u)
 {
 	if (--u->refs == 0) {
-		struct udpa **pu;
+		struct xp_dgpeer **pu;
 
 		if (u->timer)
 			xp_handle_cancel(u->timer);
@@ -63,6 +71,9 @@ static void put(struct udpa *u)
 				*pu = u->next;
 				break;
 			}
+		if (u->snd)
+			xp_cli_dgl_gone(u->snd);
+		free(u->first);
 		free(u);
 	}
 }
@@ -71,21 +82,34 @@ static void put(struct udpa *u)
 
 static void sp_made(xp_protocol *p, xp_transport *t)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 
 	u->st = t;
 	/* Nothing queued behind a packet: a flush of several would send
 	 * them as one, which the relay reads cut at its read size. */
 	xp_transport_set_write_buffer_limits(t, 0, 0);
-	if (u->failed)
+	if (u->failed) {
 		xp_transport_abort(t);
-	else if (!u->dt)
-		xp_transport_pause_reading(t); /* until the UDP socket exists */
+		return;
+	}
+	if (u->snd) {
+		/* The listener held its reading for this: the first
+		 * datagram goes first, the ones after it follow. */
+		if (u->first)
+			xp_transport_write(t, u->first, u->first_len);
+		free(u->first);
+		u->first = NULL;
+		if (u->replies_held)
+			xp_transport_pause_reading(t);
+		xp_cli_dgl_hold(u->snd, -1);
+	} else if (!u->dt) {
+		xp_transport_pause_reading(t); /* until the socket exists */
+	}
 }
 
-static void linger_end(struct udpa *u)
+static void linger_end(struct xp_dgpeer *u)
 {
-	if (u->dt)
+	if (u->dt && !u->snd)
 		xp_transport_close(u->dt);
 	if (u->st)
 		xp_transport_close(u->st);
@@ -94,7 +118,7 @@ static void linger_end(struct udpa *u)
 /* The one failure line (the relay's stats end may be the other side, so
  * the adapter names itself), then the relay ends with the error: its
  * other end is closed as after an EOF, what it read is written out. */
-static void send_failed(struct udpa *u, int err)
+static void send_failed(struct xp_dgpeer *u, int err)
 {
 	struct xp_run *r = u->run;
 	struct xp_conn *c;
@@ -103,7 +127,7 @@ static void send_failed(struct udpa *u, int err)
 		return;
 	u->send_failed = 1;
 	if (r->single && !r->status_set && !r->stopping) {
-		xp_err("udp:%s: %s", u->name, xp_cli_strerror(err));
+		xp_err("%s: %s", u->name, xp_cli_strerror(err));
 		xp_run_fail(r, XP_EXIT_FAIL);
 	}
 	c = xp_run_conn_find(r, u->conn);
@@ -112,14 +136,20 @@ static void send_failed(struct udpa *u, int err)
 	linger_end(u);
 }
 
+void xp_cli_dgpeer_failed(struct xp_dgpeer *u, int err)
+{
+	send_failed(u, err);
+}
+
 static int sp_data(xp_protocol *p, const void *data, size_t len)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 	const char *b = data;
 
-	while (len && u->dt && !u->send_failed) {
+	while (len && (u->dt || u->snd) && !u->send_failed) {
 		size_t n = len < UDP_MAX ? len : UDP_MAX;
-		int err = xp_transport_sendto(u->dt, b, n, NULL, 0);
+		int err = u->snd ? xp_cli_dgl_sendto(u->snd, b, n)
+				 : xp_transport_sendto(u->dt, b, n, NULL, 0);
 
 		if (err < 0)
 			send_failed(u, err);
@@ -131,7 +161,7 @@ static int sp_data(xp_protocol *p, const void *data, size_t len)
 
 static int linger_cb(void *arg)
 {
-	struct udpa *u = arg;
+	struct xp_dgpeer *u = arg;
 
 	u->timer = NULL;
 	linger_end(u);
@@ -140,7 +170,7 @@ static int linger_cb(void *arg)
 
 void xp_cli_udp_stop(struct xp_run *run)
 {
-	for (struct udpa *u = all; u; u = u->next)
+	for (struct xp_dgpeer *u = all; u; u = u->next)
 		if (u->run == run && u->ending) {
 			if (u->timer) {
 				xp_handle_cancel(u->timer);
@@ -152,7 +182,7 @@ void xp_cli_udp_stop(struct xp_run *run)
 
 static int sp_eof(xp_protocol *p)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 
 	if (!u->ending) {
 		u->ending = 1;
@@ -167,29 +197,40 @@ static int sp_eof(xp_protocol *p)
 }
 
 /* The relay is slow: leave datagrams in the kernel (UDP may drop them
- * there) rather than merging them in our queue. */
+ * there) rather than merging them in our queue.  A listener decides for
+ * its sender (dglisten.c). */
 static void sp_pause_writing(xp_protocol *p)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 
-	if (u->dt)
+	u->congested = 1;
+	if (u->snd)
+		xp_cli_dgl_congested(u->snd, 1);
+	else if (u->dt)
 		xp_transport_pause_reading(u->dt);
 }
 
 static void sp_resume_writing(xp_protocol *p)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 
-	if (u->dt)
+	u->congested = 0;
+	if (u->snd)
+		xp_cli_dgl_congested(u->snd, 0);
+	else if (u->dt)
 		xp_transport_resume_reading(u->dt);
 }
 
 static void sp_lost(xp_protocol *p, int err)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, sp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
 
 	u->st = NULL;
-	if (u->dt)
+	if (u->snd && u->congested) {
+		u->congested = 0;
+		xp_cli_dgl_congested(u->snd, 0);
+	}
+	if (u->dt && !u->snd)
 		xp_transport_close(u->dt);
 	put(u);
 }
@@ -203,14 +244,51 @@ static const xp_protocol_ops sp_ops = {
     .resume_writing = sp_resume_writing,
 };
 
-/* ---- the datagram side ---- */
+/* ---- a listener's sender ---- */
+
+/* One datagram from the sender; -EAGAIN when the relay is behind (the
+ * listener drops it or has paused, see dglisten.c). */
+int xp_cli_dgpeer_input(struct xp_dgpeer *u, const void *data, size_t len)
+{
+	/* Past the other side's EOF too: those are the replies. */
+	if (u->send_failed || !len)
+		return 0;
+	if (!u->st) {
+		if (u->first)
+			return -EAGAIN;
+		u->first = malloc(len);
+		if (!u->first)
+			return -ENOMEM;
+		memcpy(u->first, data, len);
+		u->first_len = len;
+		return 0;
+	}
+	if (u->congested || xp_transport_is_closing(u->st) > 0)
+		return -EAGAIN;
+	return xp_transport_write(u->st, data, len);
+}
+
+/* The listener's send queue is full (or has room again): stop (resume)
+ * taking chunks from the relay. */
+void xp_cli_dgpeer_hold_replies(struct xp_dgpeer *u, int on)
+{
+	u->replies_held = on;
+	if (!u->st)
+		return;
+	if (on)
+		xp_transport_pause_reading(u->st);
+	else if (!u->send_failed)
+		xp_transport_resume_reading(u->st);
+}
+
+/* ---- the connected socket's side ---- */
 
 static void dp_made(xp_protocol *p, xp_transport *t)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
 
 	u->dt = t;
-	xp_log(1, "udp %s ready", u->name);
+	xp_log(1, "%s ready", u->name);
 	if (u->st)
 		xp_transport_resume_reading(u->st);
 }
@@ -218,7 +296,7 @@ static void dp_made(xp_protocol *p, xp_transport *t)
 static int dp_datagram(xp_protocol *p, const void *data, size_t len, const struct sockaddr *sa,
 		       socklen_t alen)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
 
 	if (u->st)
 		xp_transport_write(u->st, data, len);
@@ -229,12 +307,12 @@ static int dp_datagram(xp_protocol *p, const void *data, size_t len, const struc
  * (ECONNREFUSED, reported on a later send or read). */
 static void dp_error(xp_protocol *p, int err)
 {
-	send_failed(XP_CONTAINER_OF(p, struct udpa, dp), err);
+	send_failed(XP_CONTAINER_OF(p, struct xp_dgpeer, dp), err);
 }
 
 static void dp_pause_writing(xp_protocol *p)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
 
 	if (u->st)
 		xp_transport_pause_reading(u->st);
@@ -242,7 +320,7 @@ static void dp_pause_writing(xp_protocol *p)
 
 static void dp_resume_writing(xp_protocol *p)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
 
 	if (u->st && !u->send_failed)
 		xp_transport_resume_reading(u->st);
@@ -250,7 +328,7 @@ static void dp_resume_writing(xp_protocol *p)
 
 static void dp_lost(xp_protocol *p, int err)
 {
-	struct udpa *u = XP_CONTAINER_OF(p, struct udpa, dp);
+	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
 
 	u->dt = NULL;
 	if (u->st) {
@@ -273,12 +351,12 @@ static const xp_protocol_ops dp_ops = {
 
 static xp_protocol *dp_factory(void *arg)
 {
-	return &((struct udpa *)arg)->dp;
+	return &((struct xp_dgpeer *)arg)->dp;
 }
 
 static xp_protocol *sp_factory(void *arg)
 {
-	return &((struct udpa *)arg)->sp;
+	return &((struct xp_dgpeer *)arg)->sp;
 }
 
 struct rfact {
@@ -311,11 +389,11 @@ static void relay_side_done(xp_future *f, void *arg)
 
 static void dgram_done(xp_future *f, void *arg)
 {
-	struct udpa *u = arg;
+	struct xp_dgpeer *u = arg;
 	int err = xp_future_error(f);
 
 	if (err) {
-		xp_err("udp %s: %s", u->name, xp_cli_strerror(err));
+		xp_err("%s: %s", u->name, xp_cli_strerror(err));
 		xp_run_fail(u->run, xp_cli_connect_status(err));
 		/* The datagram side will never come; the pair side (made or
 		 * still to come) is aborted and drops the last reference. */
@@ -327,38 +405,79 @@ static void dgram_done(xp_future *f, void *arg)
 	xp_future_release(f);
 }
 
-int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
-		      double linger)
+/* The adapter and its socket pair, the relay's end on one side of it;
+ * refs: 1 for the pair side, 1 more for a socket of our own. */
+static struct xp_dgpeer *adapter_new(struct xp_run *run, xp_relay *r, int end, int refs,
+				     const char *name, double linger)
 {
-	xp_loop *loop = run->loop;
-	struct udpa *u = calloc(1, sizeof(*u));
+	struct xp_dgpeer *u = calloc(1, sizeof(*u));
 	struct rfact *rf = calloc(1, sizeof(*rf));
-	xp_datagram_opts o;
-	xp_future *f1, *f2, *f3;
 	struct xp_conn *c;
+	xp_future *f1, *f2;
 	int sv[2];
 
 	if (!u || !rf || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		free(u);
 		free(rf);
 		xp_relay_fail_end(r, end, -ENOMEM);
-		return -ENOMEM;
+		return NULL;
 	}
 	u->dp.ops = &dp_ops;
 	u->sp.ops = &sp_ops;
 	u->run = run;
 	u->linger = linger;
-	u->refs = 2;
+	u->refs = refs;
 	u->end = end;
 	if ((c = xp_run_conn_of_relay(run, r)) != NULL)
 		u->conn = c->id;
 	u->next = all;
 	all = u;
-	xp_cli_conn_name(run->cli, a, u->name, sizeof(u->name));
+	snprintf(u->name, sizeof(u->name), "%s", name);
 	rf->r = r;
 	rf->end = end;
-	f1 = xp_connect_accepted_socket(loop, relay_factory, rf, sv[0], NULL);
-	f2 = xp_connect_accepted_socket(loop, sp_factory, u, sv[1], NULL);
+	f1 = xp_connect_accepted_socket(run->loop, relay_factory, rf, sv[0], NULL);
+	f2 = xp_connect_accepted_socket(run->loop, sp_factory, u, sv[1], NULL);
+	if (f1)
+		xp_future_add_done_callback(f1, relay_side_done, NULL);
+	if (f2)
+		xp_future_add_done_callback(f2, release_fut, NULL);
+	return u;
+}
+
+struct xp_dgpeer *xp_cli_dgpeer_session(struct xp_run *run, xp_relay *r, int end,
+					struct xp_dgsender *snd, const char *name, double linger)
+{
+	struct xp_dgpeer *u = adapter_new(run, r, end, 1, name, linger);
+
+	if (u)
+		u->snd = snd;
+	return u;
+}
+
+static void attach(struct xp_run *run, struct xp_dgpeer *u, const xp_datagram_opts *o)
+{
+	xp_future *f = xp_create_datagram_endpoint(run->loop, dp_factory, u, o);
+
+	if (f) {
+		xp_future_add_done_callback(f, dgram_done, u);
+	} else {
+		xp_err("%s: %s", u->name, strerror(errno));
+		xp_run_fail(run, XP_EXIT_FAIL);
+	}
+}
+
+int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
+		      double linger)
+{
+	char name[300], addr[280];
+	struct xp_dgpeer *u;
+	xp_datagram_opts o;
+
+	xp_cli_conn_name(run->cli, a, addr, sizeof(addr));
+	snprintf(name, sizeof(name), "udp:%s", addr);
+	u = adapter_new(run, r, end, 2, name, linger);
+	if (!u)
+		return -ENOMEM;
 	memset(&o, 0, sizeof(o));
 	o.remote_host = xp_cli_client_host(a, run->cli->family);
 	o.remote_port = a->port;
@@ -368,16 +487,59 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 		o.local_host = run->cli->source.host[0] ? run->cli->source.host : NULL;
 		o.local_port = run->cli->source.port[0] ? run->cli->source.port : "0";
 	}
-	f3 = xp_create_datagram_endpoint(loop, dp_factory, u, &o);
-	if (f1)
-		xp_future_add_done_callback(f1, relay_side_done, NULL);
-	if (f2)
-		xp_future_add_done_callback(f2, release_fut, NULL);
-	if (f3) {
-		xp_future_add_done_callback(f3, dgram_done, u);
-	} else {
-		xp_err("udp %s: %s", u->name, strerror(errno));
-		xp_run_fail(run, XP_EXIT_FAIL);
+	attach(run, u, &o);
+	return 0;
+}
+
+/* A socket with an address of its own (an abstract one the kernel picks)
+ * so that replies can come back, connected to the peer; the fd or -errno. */
+static int unixgram_socket(const struct xp_cli_addr *a)
+{
+	struct sockaddr_un self = {.sun_family = AF_UNIX};
+	xp_sockaddr peer;
+	int fd, err;
+
+	if (xp_cli_unix_sockaddr(a, &peer) < 0)
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&self, sizeof(sa_family_t)) < 0 ||
+	    connect(fd, &peer.u.sa, peer.len) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
 	}
+	return fd;
+}
+
+int xp_cli_unixgram_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
+			   double linger)
+{
+	char name[300];
+	struct xp_dgpeer *u;
+	xp_datagram_opts o;
+	int fd;
+
+	snprintf(name, sizeof(name), "unixgram:%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
+		 a->path);
+	fd = unixgram_socket(a);
+	if (fd < 0) {
+		xp_err("connect %s: %s", name, xp_cli_strerror(fd));
+		/* A path that is a stream socket: nothing to connect to. */
+		xp_run_fail(run,
+			    fd == -EPROTOTYPE ? XP_EXIT_UNAVAILABLE : xp_cli_connect_status(fd));
+		xp_relay_fail_end(r, end, fd);
+		return fd;
+	}
+	u = adapter_new(run, r, end, 2, name, linger);
+	if (!u) {
+		close(fd);
+		return -ENOMEM;
+	}
+	memset(&o, 0, sizeof(o));
+	o.use_sock = 1;
+	o.sock = fd;
+	attach(run, u, &o);
 	return 0;
 }

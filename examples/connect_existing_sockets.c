@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * connect_existing_sockets.c - the asyncio documentation's "Connecting
  * Existing Sockets" example with xport: wrap one end of a socketpair in a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * subprocess_output.c - the asyncio documentation's "loop.subprocess_exec()
  * and SubprocessProtocol" example in C: run a command that prints the date,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tcp_echo_client.c - the asyncio documentation's "TCP Echo Client" with
  * xport: send "Hello World!", print what comes back, and wait until the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tcp_echo_server.c - the asyncio documentation's "TCP Echo Server" with
  * xport: every connection gets an EchoServerProtocol that sends the

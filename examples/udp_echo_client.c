@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * udp_echo_client.c - the UDP echo client of the asyncio documentation
  * ("Transports and Protocols", UDP Echo Client), in C.

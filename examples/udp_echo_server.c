@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * udp_echo_server.c - the UDP echo server of the asyncio documentation
  * ("Transports and Protocols", UDP Echo Server), in C.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * backend_epoll.c - level-triggered epoll.  Watchers ride in data.ptr; a
  * watcher forgotten mid-batch has its collected events erased so that a

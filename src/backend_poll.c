@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * backend_poll.c - portable poll(2).  The watched set is a dense array
  * (each watcher remembers its slot); a snapshot of ready watchers is

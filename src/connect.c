@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * connect.c - outgoing stream connections.
  *
@@ -26,13 +27,6 @@
 /* A Unix connect to a full backlog fails with EAGAIN and there is nothing
  * to poll for (the socket is always writable): retry on a short timer. */
 #define UNIX_RETRY_DELAY 0.01
-
-int xp__socket(int family, int type, int proto)
-{
-	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
-
-	return fd < 0 ? -errno : fd;
-}
 
 static xp_future *failed(xp_loop *loop, int err)
 {
@@ -63,6 +57,11 @@ static void chain_unref(struct chain *ch)
 
 static void chain_user_done(xp_future *user, void *arg);
 
+static void release_transport(void *t)
+{
+	xp_transport_release(t);
+}
+
 static void chain_inner_done(xp_future *inner, void *arg)
 {
 	struct chain *ch = arg;
@@ -71,11 +70,15 @@ static void chain_inner_done(xp_future *inner, void *arg)
 		ch->refs--;
 	if (!xp_future_done(ch->user)) {
 		int err = xp_future_error(inner);
+		xp_transport *t = err ? NULL : xp_future_result(inner);
 
+		/* The caller's future holds its own reference, as documented
+		 * (the inner one drops its reference when released). */
 		if (err)
 			xp_future_set_error(ch->user, err);
-		else
-			xp_future_set_result(ch->user, xp_future_result(inner));
+		else if (xp_future_set_result_owned(ch->user, xp_transport_retain(t),
+						    release_transport) < 0)
+			xp_transport_release(t);
 	}
 	chain_unref(ch);
 }
@@ -89,7 +92,7 @@ static void chain_user_done(xp_future *user, void *arg)
 	chain_unref(ch);
 }
 
-static void chain_futures(xp_future *user, xp_future *inner)
+void xp__chain_futures(xp_future *user, xp_future *inner)
 {
 	struct chain *ch = calloc(1, sizeof(*ch));
 
@@ -144,7 +147,7 @@ static void wrap_fd(xp_loop *loop, xp_future *fut, int fd, const struct wrap_arg
 			xp_future_set_error(fut, errno ? -errno : -ENOMEM);
 			return;
 		}
-		chain_futures(fut, inner);
+		xp__chain_futures(fut, inner);
 		return;
 	}
 	int r = xp__transport_start_with(t, fut, w->factory, w->arg);
@@ -678,6 +681,11 @@ xp_future *xp_create_connection(xp_loop *loop, xp_protocol_factory factory, void
 	r = check_opts(factory, opts);
 	if (r < 0)
 		return failed(loop, r);
+	if (opts && opts->proxy && opts->proxy->kind != XP_PROXY_NONE) {
+		if (opts->use_sock)
+			return failed(loop, -EINVAL);
+		return xp__proxy_connect(loop, factory, arg, host, port, opts);
+	}
 	if (opts && opts->use_sock) {
 		/* asyncio: host/port and sock are exclusive (ValueError). */
 		if (host || port || opts->local_addr) {
@@ -721,28 +729,6 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 }
 
 /* Fill a sockaddr_un; "@name" is an abstract name.  Returns 0 or -errno. */
-int xp__unix_addr(const char *path, xp_sockaddr *out)
-{
-	struct sockaddr_un *un = (struct sockaddr_un *)&out->u.ss;
-	size_t n;
-
-	if (!path || !*path)
-		return -EINVAL;
-	n = strlen(path);
-	if (n >= sizeof(un->sun_path))
-		return -ENAMETOOLONG;
-	memset(out, 0, sizeof(*out));
-	un->sun_family = AF_UNIX;
-	memcpy(un->sun_path, path, n);
-	if (path[0] == '@') {
-		un->sun_path[0] = '\0';
-		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	} else {
-		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-	}
-	return 0;
-}
-
 xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory, void *arg,
 				     const char *path, const xp_connect_opts *opts)
 {
@@ -759,6 +745,9 @@ xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory,
 		return failed(loop, r);
 	if (opts)
 		o = *opts;
+	/* A proxy reaches TCP targets only. */
+	if (o.proxy && o.proxy->kind != XP_PROXY_NONE)
+		return failed(loop, -EINVAL);
 	if (o.use_sock) {
 		if (path) {
 			close(o.sock);

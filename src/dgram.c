@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * dgram.c - datagram endpoints (UDP and Unix SOCK_DGRAM sockets).
  *
@@ -11,6 +12,11 @@
  * Errors the socket reports (ECONNREFUSED from an ICMP port unreachable,
  * EMSGSIZE...) go to the protocol's error_received() and the endpoint stays
  * open, as asyncio does.
+ *
+ * An unconnected Unix socket whose receiver's queue is full gets EAGAIN,
+ * yet poll() calls it writable (only a connected one is told about its
+ * peer's queue): waiting for POLLOUT would spin, so such a queue is retried
+ * on a timer, backing off from 1 ms to 50 ms.
  */
 #include "internal.h"
 
@@ -23,6 +29,8 @@
 #define DG_BATCH 32   /* datagrams per recvmmsg/sendmmsg call */
 #define DG_SLOT 65536 /* receive slot: the largest UDP payload fits */
 #define DG_ROUNDS 8   /* recvmmsg calls per wakeup, to be fair */
+#define DG_RETRY_MIN 0.001
+#define DG_RETRY_MAX 0.05
 
 /* A datagram we hold: queued for sending, or received while paused. */
 struct dg_pkt {
@@ -42,6 +50,8 @@ struct dgram {
 	size_t qbytes;	      /* sum of queued lengths */
 	struct xp_list held;  /* received, not yet delivered (paused mid-batch) */
 	xp_handle *held_h;    /* pending delivery of held datagrams */
+	xp_handle *retry_h;   /* pending flush (no POLLOUT to wait for) */
+	double retry_delay;
 	bool connected;
 	bool has_sockname;
 	xp_sockaddr peer;
@@ -308,11 +318,58 @@ static bool dg_flush_batch(struct dgram *d)
 	return true;
 }
 
+static void dg_flush(struct dgram *d);
+
+static int dg_retry_cb(void *arg)
+{
+	struct dgram *d = arg;
+
+	xp_handle_release(d->retry_h);
+	d->retry_h = NULL;
+	dg_flush(d);
+	return 0;
+}
+
+static void dg_cancel_retry(struct dgram *d)
+{
+	if (d->retry_h) {
+		xp_handle_cancel(d->retry_h);
+		xp_handle_release(d->retry_h);
+		d->retry_h = NULL;
+	}
+}
+
+/* Will poll() report room at the receiver?  Not for an unconnected Unix
+ * socket (see the top of the file). */
+static bool dg_polls_for_room(const struct dgram *d)
+{
+	return d->family != AF_UNIX || d->connected;
+}
+
+static void dg_retry_later(struct dgram *d)
+{
+	xp__io_stop(d->base.loop, &d->io, XP_IO_WRITE);
+	if (d->retry_h)
+		return;
+	d->retry_delay = d->retry_delay * 2 > DG_RETRY_MIN ? d->retry_delay * 2 : DG_RETRY_MIN;
+	if (d->retry_delay > DG_RETRY_MAX)
+		d->retry_delay = DG_RETRY_MAX;
+	d->retry_h = xp_call_later(d->base.loop, d->retry_delay, dg_retry_cb, d);
+	if (d->retry_h)
+		xp_handle_retain(d->retry_h);
+	else
+		xp__io_start(d->base.loop, &d->io, XP_IO_WRITE); /* spin rather than stall */
+}
+
 static void dg_flush(struct dgram *d)
 {
 	while (!xp_list_empty(&d->queue) && dg_flush_batch(d))
 		;
 	dg_after_flush(d);
+	if (xp_list_empty(&d->queue))
+		d->retry_delay = 0;
+	else if (!d->base.lost_scheduled && !dg_polls_for_room(d))
+		dg_retry_later(d);
 }
 
 static bool dg_same_addr(const struct sockaddr *a, socklen_t alen, const xp_sockaddr *b)
@@ -349,7 +406,8 @@ static int dg_queue(struct dgram *d, const void *data, size_t len, const struct 
 		return -ENOMEM;
 	xp_list_insert_tail(&d->queue, &p->node);
 	d->qbytes += len;
-	xp__io_start(d->base.loop, &d->io, XP_IO_WRITE);
+	if (!d->retry_h)
+		xp__io_start(d->base.loop, &d->io, XP_IO_WRITE);
 	xp__fc_check_pause(&d->base);
 	return 0;
 }
@@ -474,6 +532,7 @@ static void dg_force_close(xp_transport *t, int err)
 	pkt_list_free(&d->queue);
 	d->qbytes = 0;
 	dg_cancel_held(d);
+	dg_cancel_retry(d);
 	xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 	xp__transport_lost(t, err);
 }
@@ -501,6 +560,7 @@ static void dg_destroy(xp_transport *t)
 	struct dgram *d = to_dg(t);
 
 	dg_cancel_held(d);
+	dg_cancel_retry(d);
 	pkt_list_free(&d->queue);
 	d->qbytes = 0;
 	xp__io_close(t->loop, &d->io);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * executor.c - a small thread pool per loop for blocking work (name
  * resolution above all).  Workers never touch the loop: finished jobs go

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * future.c - the future object every asynchronous call completes.  C has
  * no coroutines; a future plus its done callbacks stands in for them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what the pieces of libxport share and nobody else sees.
  *
@@ -142,41 +143,17 @@ bool xp__loop_thread_ok(xp_loop *loop, const char *what);
 /* Complete a future on the loop thread from a worker thread. */
 int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 
-/* Resolve host:port.  Numeric hosts are answered here and now: 0 with *ai
- * set (freeaddrinfo it).  Names go to the executor: 0 with *fut set (its
- * result an owned addrinfo list).  Otherwise a negative error (XP_ERESOLVE
- * when the name cannot be resolved). */
-int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
-		struct addrinfo **ai, xp_future **fut);
-
-/* fd helpers */
+/* sock.c: socket and descriptor helpers */
+/* A socket, non-blocking and close-on-exec; the fd or -errno. */
+int xp__socket(int family, int type, int proto);
+/* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
+int xp__unix_addr(const char *path, xp_sockaddr *out);
 int xp__set_nonblock(int fd, bool on);
 int xp__set_cloexec(int fd);
 int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out);
 
-/* ---- write buffer (wbuf.c) ------------------------------------------ */
-
-/* A FIFO of bytes the transport owns.  Appends copy (coalescing small
- * writes into the tail chunk, so no malloc per write); flushes use writev
- * over the chunks. */
-struct xp_wchunk;
-struct xp_wbuf {
-	struct xp_wchunk *head, *tail;
-	struct xp_wchunk *spare; /* one freed chunk kept to avoid malloc churn */
-	size_t size;
-};
-void xp__wbuf_init(struct xp_wbuf *b);
-int xp__wbuf_append(struct xp_wbuf *b, const void *data, size_t len);
-/* Append the iovecs minus their first `skip` bytes (already sent). */
-int xp__wbuf_appendv(struct xp_wbuf *b, const struct iovec *iov, int iovcnt, size_t skip);
-/* Fill up to max iovecs from the head; returns how many. */
-int xp__wbuf_peek(const struct xp_wbuf *b, struct iovec *iov, int max);
-void xp__wbuf_consume(struct xp_wbuf *b, size_t n);
-void xp__wbuf_clear(struct xp_wbuf *b);
-static inline size_t xp__wbuf_size(const struct xp_wbuf *b)
-{
-	return b->size;
-}
+#include "wbuf.h"
+#include "proto_iface.h"
 
 /* ---- transports (transport.c) --------------------------------------- */
 
@@ -218,19 +195,23 @@ struct xp_transport {
 	const struct xp_transport_vt *vt;
 	xp_loop *loop;
 	xp_protocol *protocol;
-	xp_server *server;	    /* accepted by this server, or NULL */
-	struct xp_list server_node; /* on server's connection list */
-	struct xp_tracked tracked;  /* on loop's live list (debug report) */
-	size_t high, low;	    /* write watermarks */
-	size_t read_size;	    /* bytes per read for plain Protocols */
-	bool closing;		    /* close/abort/fatal happened */
-	bool reading;		    /* wanted by the protocol (is_reading) */
-	bool eof;		    /* eof_received delivered: never read again */
-	bool made;		    /* connection_made delivered */
-	bool lost_scheduled;	    /* connection_lost queued: exactly once */
-	bool lost;		    /* connection_lost delivered */
-	bool proto_paused;	    /* pause_writing delivered, resume owed */
-	xp_future *waiter;	    /* completed with t after connection_made */
+	/* Whoever keeps count of this transport (a server, for its connection
+	 * list and wait_closed) links it here and sets gone: called once,
+	 * right after connection_lost.  transport.c knows nothing more. */
+	void *owner;
+	struct xp_list owner_node;
+	void (*gone)(xp_transport *t);
+	struct xp_tracked tracked; /* on loop's live list (debug report) */
+	size_t high, low;	   /* write watermarks */
+	size_t read_size;	   /* bytes per read for plain Protocols */
+	bool closing;		   /* close/abort/fatal happened */
+	bool reading;		   /* wanted by the protocol (is_reading) */
+	bool eof;		   /* eof_received delivered: never read again */
+	bool made;		   /* connection_made delivered */
+	bool lost_scheduled;	   /* connection_lost queued: exactly once */
+	bool lost;		   /* connection_lost delivered */
+	bool proto_paused;	   /* pause_writing delivered, resume owed */
+	xp_future *waiter;	   /* completed with t after connection_made */
 	int lost_err;
 	int refs; /* the loop's until connection_lost, + retains */
 };
@@ -275,23 +256,17 @@ static inline bool xp__proto_is_buffered(const xp_transport *t)
 void xp__fc_check_pause(xp_transport *t);
 void xp__fc_check_resume(xp_transport *t);
 
-/* server.c: accepted transports count toward wait_closed. */
-void xp__server_attach(xp_server *s, xp_transport *t);
-void xp__server_detach(xp_server *s, xp_transport *t);
-
-/* connect.c: resolve-free helpers the kinds share. */
-int xp__socket(int family, int type, int proto);
-
 /* tls.c: wrap an existing stream transport. */
 /* app is the protocol for start_tls; connect.c and server.c pass NULL and
  * a factory instead, called only once the handshake succeeded.  A fresh raw
  * transport (no protocol, not started) becomes the TLS layer's: it is
  * aborted on early errors.  A running one (start_tls) is left as it is on
- * failure. */
+ * failure.  *tls_out (if not NULL) gets the TLS transport once it exists,
+ * for a caller that keeps count of its connections (a server). */
 xp_future *xp__tls_wrap(xp_loop *loop, xp_transport *raw, xp_protocol *app,
 			xp_protocol_factory factory, void *factory_arg, xp_tls_ctx *tls,
 			int server_side, const char *server_hostname, double handshake_timeout,
-			xp_server *server);
+			xp_transport **tls_out);
 
 /* ---- stream.c (and wbuf.c) ---- */
 
@@ -306,28 +281,36 @@ xp_transport *xp__stream_new(xp_loop *loop, int fd, xp_protocol *p);
  * no fcntl, no getpeername. */
 xp_transport *xp__stream_new_accepted(xp_loop *loop, int fd, xp_protocol *p,
 				      const xp_sockaddr *peer);
-/* Forward what src reads into dst's socket with splice(2): the bytes never
- * reach user space and src's protocol gets cb(arg, n) per chunk instead of
- * data_received (EOF and errors still arrive as usual).  Bytes waiting in
- * the pipe count in dst's write buffer, so dst's pause_writing and
- * resume_writing work as for write().  Do not write() to dst meanwhile.
- * -ENOTSUP unless both are plain stream transports. */
-int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
-		      void *arg);
+
+/* Loop.sendfile on a stream transport: 0 with *out set, -ENOTSUP for
+ * another kind, or an error (XP_ESTATE after write_eof, -EBUSY while
+ * another sendfile runs, -ENOMEM). */
+int xp__stream_sendfile(xp_transport *t, int file_fd, off_t offset, size_t count, xp_future **out);
+
+/* ---- sendfile.c ---- */
+
+/* Bytes per read when a file is copied instead of sendfile(2)'d. */
+#define XP_SENDFILE_COPY_CHUNK 65536u
+/* Does this sendfile(2) failure (errno) mean "copy the file instead"? */
+bool xp__sendfile_falls_back(int err, size_t sent);
+/* Read up to want bytes of the file being sent: pread at *offset, read()
+ * once it proved unseekable (*unseekable set), EINTR retried; *offset
+ * advances.  Bytes read, 0 at its end, or -errno. */
+ssize_t xp__sendfile_read(int fd, void *buf, size_t want, off_t *offset, bool *unseekable);
 
 /* ---- connect.c ---- */
 
-/* Order getaddrinfo results for Happy Eyeballs (RFC 8305 section 4):
- * families alternate, starting with the family listed first.  Writes up to
- * max addresses to out; returns how many. */
-size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_t max);
-/* xp_create_connection over an already ordered address list (no resolving,
- * no reordering); host is only used as the TLS server name. */
-xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
-			     const xp_sockaddr *addrs, size_t n, const char *host,
-			     const xp_connect_opts *opts);
-/* A sockaddr_un for path ("@name" = abstract).  0, -EINVAL, -ENAMETOOLONG. */
-int xp__unix_addr(const char *path, xp_sockaddr *out);
+/* Complete user as inner completes; cancelling user cancels inner.  Takes
+ * the caller's reference to inner. */
+void xp__chain_futures(xp_future *user, xp_future *inner);
+
+/* ---- proxy.c ---- */
+
+/* xp_create_connection with opts->proxy set. */
+xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *arg,
+			     const char *host, const char *port, const xp_connect_opts *opts);
+/* Text of an XP_EPROXY* code (xp_is_proxy_error). */
+const char *xp__proxy_strerror(int err);
 
 /* ---- pipe.c ---- */
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * loop.c - the event loop: ready queue, timer heap, io watchers, the
  * thread-safe wake-up, and one iteration in the manner of asyncio's

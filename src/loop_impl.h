@@ -1,6 +1,13 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop_impl.h - the loop's own structures, shared by loop.c, future.c,
- * executor.c, signal.c and the backends.  Transports never include it.
+ * executor.c and signal.c.  Transports and backends never include it.
+ *
+ * Those four files are one module, the loop, cut by concept: the loop
+ * shuts down its executor and signal handling when it closes, and they
+ * complete futures and wake the loop through it.  These are the only
+ * calls that go both ways between files of src/, and they stay inside
+ * this module.
  */
 #ifndef XP_LOOP_IMPL_H
 #define XP_LOOP_IMPL_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * pipe.c - read and write pipe transports (asyncio's _UnixReadPipeTransport
  * and _UnixWritePipeTransport).

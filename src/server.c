@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * server.c - listening stream servers (asyncio.Server).
  *
@@ -123,25 +124,29 @@ static void server_check_drained(struct xp_server *s)
 	s->nwaiters = 0;
 }
 
-void xp__server_attach(xp_server *s, xp_transport *t)
+/* A connection is gone: it no longer counts toward wait_closed. */
+static void server_conn_gone(xp_transport *t)
 {
-	if (t->server == s)
-		return;
-	t->server = s;
-	xp_list_insert_tail(&s->conns, &t->server_node);
-	s->nconns++;
-	s->refs++;
-}
+	xp_server *s = t->owner;
 
-void xp__server_detach(xp_server *s, xp_transport *t)
-{
-	if (!s || t->server != s)
-		return;
-	xp_list_remove(&t->server_node);
-	t->server = NULL;
+	xp_list_remove(&t->owner_node);
+	t->owner = NULL;
 	s->nconns--;
 	server_check_drained(s);
 	server_unref(s);
+}
+
+/* Accepted transports (TLS ones once they exist) count toward
+ * wait_closed until their connection_lost. */
+static void server_attach(xp_server *s, xp_transport *t)
+{
+	if (t->owner == s)
+		return;
+	t->owner = s;
+	t->gone = server_conn_gone;
+	xp_list_insert_tail(&s->conns, &t->owner_node);
+	s->nconns++;
+	s->refs++;
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -171,15 +176,17 @@ static void accept_one(struct xp_server *s, int fd, const xp_sockaddr *peer)
 		return;
 	}
 	if (s->tls) {
-		/* TLS makes the protocol after the handshake, and attaches its
-		 * transport to the server itself. */
+		/* TLS makes the protocol after the handshake. */
+		xp_transport *tt = NULL;
 		xp_future *f = xp__tls_wrap(s->loop, t, NULL, s->factory, s->arg, s->tls, 1, NULL,
-					    s->handshake_timeout, s);
+					    s->handshake_timeout, &tt);
+		if (tt)
+			server_attach(s, tt);
 		if (f)
 			xp_future_release(f);
 		return;
 	}
-	xp__server_attach(s, t);
+	server_attach(s, t);
 	xp__transport_start_with(t, NULL, s->factory, s->arg);
 }
 
@@ -397,7 +404,7 @@ static void server_each_conn(struct xp_server *s, void (*fn)(xp_transport *t))
 	while (n != &s->conns) {
 		struct xp_list *next = n->next;
 
-		fn(xp_list_entry(n, xp_transport, server_node));
+		fn(xp_list_entry(n, xp_transport, owner_node));
 		n = next;
 	}
 }
@@ -426,7 +433,7 @@ size_t xp_server_pending_count(const xp_server *s)
 	if (!s)
 		return 0;
 	for (const struct xp_list *l = s->conns.next; l != &s->conns; l = l->next)
-		if (!xp_list_entry(l, xp_transport, server_node)->made)
+		if (!xp_list_entry(l, xp_transport, owner_node)->made)
 			n++;
 	return n;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * signal.c - add_signal_handler through signalfd: the signal is blocked
  * and read as data by the loop, so no user code ever runs in signal

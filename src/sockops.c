@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sockops.c - one-shot socket operations (loop.sock_recv() and friends).
  *
@@ -33,7 +34,6 @@ enum sop_kind {
 };
 
 #define SENDFILE_CHUNK (1u << 30) /* per sendfile(2) call */
-#define FALLBACK_CHUNK 65536	  /* read+send when sendfile cannot */
 
 struct sop {
 	struct xp_list node; /* on `waiting` while linked */
@@ -52,6 +52,7 @@ struct sop {
 	off_t offset;
 	size_t count;	       /* 0: to end of file */
 	bool fallback;	       /* sendfile: read + send */
+	bool unseekable;       /* sendfile copy: the file is a pipe */
 	size_t fb_len, fb_off; /* fallback chunk in buf */
 };
 
@@ -241,17 +242,15 @@ static int sf_fallback(struct sop *op)
 		ssize_t r;
 
 		if (op->fb_off == op->fb_len) {
-			size_t want = sf_want(op, FALLBACK_CHUNK);
+			size_t want = sf_want(op, XP_SENDFILE_COPY_CHUNK);
 
 			if (!want)
 				return sf_finish(op, 0);
-			r = pread(op->file_fd, op->buf, want, op->offset + (off_t)op->done);
-			if (r < 0 && errno == ESPIPE)
-				r = read(op->file_fd, op->buf, want);
-			if (r < 0 && errno == EINTR)
-				continue;
+			off_t at = op->offset + (off_t)op->done;
+
+			r = xp__sendfile_read(op->file_fd, op->buf, want, &at, &op->unseekable);
 			if (r < 0)
-				return sf_finish(op, -errno);
+				return sf_finish(op, (int)r);
 			if (r == 0)
 				return sf_finish(op, 0);
 			op->fb_len = (size_t)r;
@@ -271,7 +270,7 @@ static int sf_fallback(struct sop *op)
 static int sf_start_fallback(struct sop *op)
 {
 	op->fallback = true;
-	op->buf = malloc(FALLBACK_CHUNK);
+	op->buf = malloc(XP_SENDFILE_COPY_CHUNK);
 	if (!op->buf)
 		return sf_finish(op, -ENOMEM);
 	return sf_fallback(op);
@@ -294,8 +293,7 @@ static int do_sendfile(struct sop *op)
 				continue;
 			if (would_block(errno))
 				return 0;
-			if (op->done == 0 && (errno == EINVAL || errno == ENOSYS ||
-					      errno == ESPIPE || errno == EOVERFLOW))
+			if (xp__sendfile_falls_back(errno, op->done))
 				return sf_start_fallback(op);
 			return sf_finish(op, -errno);
 		}

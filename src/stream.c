@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * stream.c - the transport for connected stream sockets (TCP and Unix).
  *
@@ -9,9 +10,10 @@
  * connection_lost exactly once, flow-control alternation) is transport.c's;
  * this file supplies the socket side of it.
  *
- * Also loop.sendfile() (xp_loop_sendfile): sendfile(2) when the write buffer
- * is empty, otherwise pread + write with the watermarks respected.  Writes
- * the protocol makes meanwhile are held back and queued after the file.
+ * Also the stream side of loop.sendfile() (xp__stream_sendfile, called by
+ * sendfile.c): sendfile(2) when the write buffer is empty, otherwise a copy
+ * with the watermarks respected.  Writes the protocol makes meanwhile are
+ * held back and queued after the file.
  */
 #include "internal.h"
 
@@ -30,9 +32,8 @@
 /* Reads per wakeup while each one fills the buffer: enough for throughput,
  * few enough that one busy socket does not starve the others. */
 #define STREAM_MAX_READS 4
-/* Bytes per sendfile(2) call and per fallback read. */
+/* Bytes per sendfile(2) call. */
 #define SF_CHUNK (1u << 20)
-#define SF_FALLBACK_CHUNK 65536u
 
 struct sendfile_op {
 	xp_future *fut;
@@ -619,22 +620,14 @@ static void sf_fallback_run(struct stream *s)
 			op->waiting = true;
 			return;
 		}
-		size_t want = sf_want(op, SF_FALLBACK_CHUNK);
-		ssize_t n = op->unseekable ? read(op->file_fd, buf, want)
-					   : pread(op->file_fd, buf, want, op->offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ESPIPE && !op->unseekable) {
-			op->unseekable = true;
-			continue;
-		}
+		ssize_t n = xp__sendfile_read(op->file_fd, buf, sf_want(op, XP_SENDFILE_COPY_CHUNK),
+					      &op->offset, &op->unseekable);
 		if (n < 0) {
-			sf_finish(s, -errno);
+			sf_finish(s, (int)n);
 			return;
 		}
 		if (n == 0)
 			break;
-		op->offset += n;
 		op->sent += (size_t)n;
 		stream_send_or_queue(s, &(struct iovec){buf, (size_t)n}, 1, (size_t)n);
 		if (t->lost_scheduled)
@@ -657,7 +650,7 @@ static void sf_writable(struct stream *s)
 			xp__io_start(t->loop, &s->io, XP_IO_WRITE);
 			return;
 		}
-		if (n < 0 && (errno == EINVAL || errno == ENOSYS) && !op->sent) {
+		if (n < 0 && xp__sendfile_falls_back(errno, op->sent)) {
 			/* Not a file sendfile(2) can read: copy it instead. */
 			op->native = false;
 			sf_fallback_run(s);
@@ -677,227 +670,25 @@ static void sf_writable(struct stream *s)
 	sf_finish(s, 0);
 }
 
-static xp_future *failed_future(xp_loop *loop, int err)
-{
-	xp_future *f = xp_future_new(loop);
-
-	if (f)
-		xp_future_set_error(f, err);
-	return f;
-}
-
-/* ---- sendfile over other kinds (TLS, write pipes) ------------------
- *
- * As asyncio's _SendfileFallbackProtocol: a proxy protocol stands in for
- * the application's while the file is copied, so that pause_writing and
- * resume_writing drive the copy.  Data, EOF and connection_lost are passed
- * on to the application's protocol.  Writes the application makes
- * meanwhile are not held back on these kinds (they have no hook for it).
- */
-struct sf_proxy {
-	xp_protocol proto;
-	xp_protocol *app;
-	xp_transport *t;
-	xp_future *fut;
-	int file_fd;
-	off_t start, offset;
-	size_t count, sent;
-	bool unseekable;
-	bool paused;	 /* the transport paused the proxy */
-	bool app_paused; /* the app had pause_writing without resume */
-};
-
-static struct sf_proxy *to_px(xp_protocol *p)
-{
-	return XP_CONTAINER_OF(p, struct sf_proxy, proto);
-}
-
-/* Give the protocol back, with pause/resume balanced for it. */
-static void px_finish(struct sf_proxy *px, int err)
-{
-	xp_transport *t = px->t;
-	xp_protocol *app = px->app;
-
-	if (t && !t->lost)
-		xp_transport_set_protocol(t, app);
-	if (t && !t->lost_scheduled && app && app->ops) {
-		if (px->app_paused && !t->proto_paused && app->ops->resume_writing)
-			app->ops->resume_writing(app);
-		else if (!px->app_paused && t->proto_paused && app->ops->pause_writing)
-			app->ops->pause_writing(app);
-	}
-	if (px->sent && !px->unseekable)
-		lseek(px->file_fd, px->start + (off_t)px->sent, SEEK_SET);
-	if (err)
-		xp_future_set_error(px->fut, err);
-	else
-		xp_future_set_result_num(px->fut, (long long)px->sent);
-	xp_future_release(px->fut);
-	free(px);
-}
-
-static void px_pump(struct sf_proxy *px)
-{
-	xp_transport *t = px->t;
-	size_t cap;
-	void *buf = xp__loop_read_buffer(t->loop, &cap);
-
-	while (!px->paused) {
-		if (px->count && px->sent >= px->count)
-			break;
-		if (t->closing) {
-			px_finish(px, XP_ECLOSED);
-			return;
-		}
-		size_t want = SF_FALLBACK_CHUNK;
-		if (px->count && px->count - px->sent < want)
-			want = px->count - px->sent;
-		ssize_t n = px->unseekable ? read(px->file_fd, buf, want)
-					   : pread(px->file_fd, buf, want, px->offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ESPIPE && !px->unseekable) {
-			px->unseekable = true;
-			continue;
-		}
-		if (n < 0) {
-			px_finish(px, -errno);
-			return;
-		}
-		if (n == 0)
-			break;
-		int r = xp_transport_write(t, buf, (size_t)n);
-		if (r < 0) {
-			px_finish(px, r);
-			return;
-		}
-		px->offset += n;
-		px->sent += (size_t)n;
-	}
-	if (!px->paused)
-		px_finish(px, 0);
-}
-
-static void px_pause(xp_protocol *p)
-{
-	to_px(p)->paused = true;
-}
-
-static void px_resume(xp_protocol *p)
-{
-	to_px(p)->paused = false;
-	px_pump(to_px(p));
-}
-
-static void px_lost(xp_protocol *p, int err)
-{
-	struct sf_proxy *px = to_px(p);
-	xp_protocol *app = px->app;
-
-	px->t = NULL;
-	px->app = NULL;
-	px_finish(px, err ? err : -ECONNABORTED);
-	if (app && app->ops && app->ops->connection_lost)
-		app->ops->connection_lost(app, err);
-}
-
-static int px_data(xp_protocol *p, const void *data, size_t len)
-{
-	xp_protocol *app = to_px(p)->app;
-	return app->ops->data_received ? app->ops->data_received(app, data, len) : 0;
-}
-
-static int px_eof(xp_protocol *p)
-{
-	xp_protocol *app = to_px(p)->app;
-	return app->ops->eof_received ? app->ops->eof_received(app) : 0;
-}
-
-static int px_get_buffer(xp_protocol *p, ssize_t hint, void **buf, size_t *len)
-{
-	xp_protocol *app = to_px(p)->app;
-	return app->ops->get_buffer(app, hint, buf, len);
-}
-
-static int px_buffer_updated(xp_protocol *p, size_t n)
-{
-	xp_protocol *app = to_px(p)->app;
-	return app->ops->buffer_updated ? app->ops->buffer_updated(app, n) : 0;
-}
-
-static const xp_protocol_ops px_ops = {
-    .connection_lost = px_lost,
-    .pause_writing = px_pause,
-    .resume_writing = px_resume,
-    .data_received = px_data,
-    .eof_received = px_eof,
-};
-
-static const xp_protocol_ops px_buffered_ops = {
-    .connection_lost = px_lost,
-    .pause_writing = px_pause,
-    .resume_writing = px_resume,
-    .eof_received = px_eof,
-    .get_buffer = px_get_buffer,
-    .buffer_updated = px_buffer_updated,
-};
-
-static xp_future *sendfile_generic(xp_transport *t, int file_fd, off_t offset, size_t count)
-{
-	xp_protocol *app = t->protocol;
-	struct sf_proxy *px;
-
-	if (!t->vt->write)
-		return failed_future(t->loop, -ENOTSUP);
-	if (app && (app->ops == &px_ops || app->ops == &px_buffered_ops))
-		return failed_future(t->loop, -EBUSY);
-	px = calloc(1, sizeof(*px));
-	if (!px)
-		return NULL;
-	px->fut = xp_future_new(t->loop);
-	if (!px->fut) {
-		free(px);
-		return NULL;
-	}
-	px->proto.ops = app && app->ops && app->ops->get_buffer ? &px_buffered_ops : &px_ops;
-	px->app = app;
-	px->t = t;
-	px->file_fd = file_fd;
-	px->start = px->offset = offset;
-	px->count = count;
-	px->paused = px->app_paused = t->proto_paused;
-	xp_transport_set_protocol(t, &px->proto);
-	xp_future *fut = xp_future_retain(px->fut);
-	if (!px->paused)
-		px_pump(px);
-	return fut;
-}
-
-xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t offset, size_t count)
+int xp__stream_sendfile(xp_transport *t, int file_fd, off_t offset, size_t count, xp_future **out)
 {
 	struct stream *s;
 	struct sendfile_op *op;
 
-	if (!loop || !t || t->loop != loop || file_fd < 0 || offset < 0) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (t->closing || t->lost_scheduled)
-		return failed_future(loop, XP_ECLOSED);
 	if (t->vt != &stream_vt)
-		return sendfile_generic(t, file_fd, offset, count);
+		return -ENOTSUP;
 	s = to_stream(t);
 	if (s->eof_called)
-		return failed_future(loop, XP_ESTATE);
+		return XP_ESTATE;
 	if (s->sf)
-		return failed_future(loop, -EBUSY);
+		return -EBUSY;
 	op = calloc(1, sizeof(*op));
 	if (!op)
-		return NULL;
-	op->fut = xp_future_new(loop);
+		return -ENOMEM;
+	op->fut = xp_future_new(t->loop);
 	if (!op->fut) {
 		free(op);
-		return NULL;
+		return -ENOMEM;
 	}
 	op->file_fd = file_fd;
 	op->start = op->offset = offset;
@@ -905,12 +696,12 @@ xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t o
 	op->native = !xp__wbuf_size(&s->wbuf);
 	xp__wbuf_init(&op->held);
 	s->sf = op;
-	xp_future *fut = xp_future_retain(op->fut);
+	*out = xp_future_retain(op->fut);
 	if (op->native)
 		sf_writable(s);
 	else
 		sf_fallback_run(s);
-	return fut;
+	return 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------- */

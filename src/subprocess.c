@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * subprocess.c - subprocess transports (asyncio's BaseSubprocessTransport
  * with its pipe protocols).

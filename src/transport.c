@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * transport.c - what every transport kind shares: the public methods
  * (validated here, carried out by the kind's vtable), the lifecycle
@@ -27,7 +28,7 @@ xp_transport *xp__transport_new(size_t size, const struct xp_transport_vt *vt, x
 	t->read_size = DEFAULT_READ_SIZE;
 	t->reading = true;
 	t->refs = 1;
-	xp_list_init(&t->server_node);
+	xp_list_init(&t->owner_node);
 	t->tracked.what = vt->name;
 	xp__loop_track(loop, &t->tracked);
 	return t;
@@ -123,9 +124,12 @@ static int lost_cb(void *arg)
 		p->ops->connection_lost(p, t->lost_err);
 	t->lost = true;
 	t->protocol = NULL;
-	if (t->server)
-		xp__server_detach(t->server, t);
-	t->server = NULL;
+	if (t->gone) {
+		void (*gone)(xp_transport *) = t->gone;
+
+		t->gone = NULL;
+		gone(t);
+	}
 	xp_list_remove(&t->tracked.node);
 	if (t->vt->destroy)
 		t->vt->destroy(t);

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: MIT
 /*
- * util.c - error strings, address formatting, descriptor flags.
+ * util.c - error strings, address formatting and escaping, the test-only
+ * allocation-failure hook.
  */
 #include "internal.h"
 
@@ -69,6 +71,8 @@ const char *xp_strerror(int err)
 	case XP_EPIN:
 		return "TLS certificate does not match the pin";
 	}
+	if (xp_is_proxy_error(err))
+		return xp__proxy_strerror(err);
 	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "Unknown error";
@@ -195,38 +199,4 @@ int xp_sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size
 		return -EAFNOSUPPORT;
 	}
 	return n < 0 || (size_t)n >= size ? -ENOSPC : 0;
-}
-
-int xp__set_nonblock(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -errno;
-	int nfl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
-	if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
-		return -errno;
-	return 0;
-}
-
-int xp__set_cloexec(int fd)
-{
-	int fl = fcntl(fd, F_GETFD);
-	if (fl < 0)
-		return -errno;
-	if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-		return -errno;
-	return 0;
-}
-
-int xp__sockaddr_from_fd(int fd, bool peer, xp_sockaddr *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->len = sizeof(out->u.ss);
-	int r =
-	    peer ? getpeername(fd, &out->u.sa, &out->len) : getsockname(fd, &out->u.sa, &out->len);
-	if (r < 0) {
-		out->len = 0;
-		return -errno;
-	}
-	return 0;
 }

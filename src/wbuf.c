@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * wbuf.c - the write buffer of stream-like transports.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xport.h - the one public header of libxport.
  *
@@ -65,6 +66,16 @@ const char *xp_version(void);
 #define XP_ETLSVERIFY (-10006) /* TLS peer verification failed */
 #define XP_ETRUNCATED (-10007) /* TLS peer closed without close_notify */
 #define XP_EPIN (-10008)       /* TLS certificate did not match the pin */
+/* Proxies (xp_connect_opts.proxy): the proxy was reached and said no.
+ * The proxy's answer is in the code; xp_strerror() spells it out. */
+#define XP_EPROXY (-10009)			   /* its answer was malformed, or it hung up */
+#define XP_EPROXYAUTH (-10010)			   /* SOCKS5: user/password refused (RFC 1929) */
+#define XP_EPROXYMETHOD (-10011)		   /* SOCKS5: no acceptable authentication */
+#define XP_EPROXY_HTTP(status) (-11000 - (status)) /* CONNECT got 100..999 */
+#define XP_EPROXY_SOCKS5(rep) (-12000 - (rep))	   /* SOCKS5 reply 1..255 */
+#define XP_EPROXY_SOCKS4(cd) (-12300 - (cd))	   /* SOCKS4 reply 0..255 */
+/* 1 for the codes above, else 0. */
+int xp_is_proxy_error(int err);
 const char *xp_strerror(int err);
 
 /* Format an address as "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name".
@@ -422,6 +433,24 @@ void *xp_tls_ctx_ssl_ctx(xp_tls_ctx *ctx); /* SSL_CTX * */
  * xp_transport_release()).  Zero-initialised option structs mean the
  * defaults. */
 
+/* A proxy every connection of xp_create_connection goes through.  The
+ * proxy connects to host:port itself: names are resolved by the proxy
+ * (SOCKS5 as socks5h; SOCKS4a), and TLS (xp_connect_opts.tls) runs end to
+ * end through the tunnel, verifying the target's name.  The connect
+ * timeout covers the proxy's handshake too.  A refusal fails the future
+ * with one of the XP_EPROXY* codes. */
+enum xp_proxy_kind {
+	XP_PROXY_NONE = 0,
+	XP_PROXY_HTTP,	  /* HTTP CONNECT (RFC 9110), Basic auth (RFC 7617) */
+	XP_PROXY_SOCKS5,  /* RFC 1928; user/password per RFC 1929 */
+	XP_PROXY_SOCKS4A, /* SOCKS4 with the 4a name extension; user = USERID */
+};
+typedef struct xp_proxy {
+	enum xp_proxy_kind kind;
+	const char *host, *port;
+	const char *user, *password; /* NULL: no authentication */
+} xp_proxy;
+
 typedef struct xp_connect_opts {
 	int family; /* AF_UNSPEC */
 	const struct sockaddr *local_addr;
@@ -433,6 +462,7 @@ typedef struct xp_connect_opts {
 	xp_tls_ctx *tls;	      /* NULL = plain */
 	const char *server_hostname;  /* SNI and name verified; default host */
 	double tls_handshake_timeout; /* 0 = 60 s */
+	const xp_proxy *proxy;	      /* NULL = direct; copied by the call */
 } xp_connect_opts;
 
 xp_future *xp_create_connection(xp_loop *loop, xp_protocol_factory factory, void *arg,
@@ -630,6 +660,10 @@ typedef struct xp_relay_opts {
 	 * sends EOF by itself (a terminal), or that must be freed at once (a
 	 * server's shared stdin). */
 	unsigned eof_ends;
+	/* Between two plain stream transports, with no on_data hook, bytes
+	 * move kernel-side with splice(2) (never through user space); 1 keeps
+	 * them on the read/write path (to measure it, or to debug). */
+	int no_splice;
 } xp_relay_opts;
 
 enum { XP_RELAY_BOTH_WAYS = 0, XP_RELAY_0_TO_1 = 1, XP_RELAY_1_TO_0 = 2 };
@@ -674,6 +708,36 @@ typedef struct xp_forward_opts {
 	xp_relay_opts relay;
 } xp_forward_opts;
 xp_protocol *xp_forward_new(xp_loop *loop, const xp_forward_opts *opts);
+
+/*
+ * socks5 and http-proxy: every connection is a client asking for a tunnel,
+ * with a SOCKS5 CONNECT (RFC 1928: IPv4, IPv6 and domain targets; other
+ * commands get reply 7) or an HTTP CONNECT (RFC 9110; other methods get
+ * 405).  The target's name is resolved without blocking the loop; once it
+ * is connected the client gets its success answer and the two streams are
+ * relayed (xp_relay: half-close, flow control).  A refused request gets
+ * its answer (SOCKS reply code, HTTP status) and the connection is closed.
+ */
+typedef struct xp_proxy_server_opts {
+	/* Both set: clients must authenticate, with RFC 1929 user/password
+	 * (SOCKS5) or Basic (HTTP, else 407); NULL: no authentication. */
+	const char *user, *password;
+	/* Asked for every address a target resolves to: nonzero allows it.
+	 * A target with no allowed address is refused (SOCKS5 reply 2, HTTP
+	 * 403).  NULL allows every target. */
+	int (*allow_target)(void *arg, const struct sockaddr *sa, socklen_t len);
+	void *allow_arg;
+	/* For the connections to targets: family, local_addr, timeout (no
+	 * tls, no proxy). */
+	xp_connect_opts connect;
+	/* The data phase.  relay.on_done also reports a connection that
+	 * ended before its tunnel was up, with r NULL and st->end "eof" (the
+	 * client left), "timeout" (idle_timeout), "error" (refused: st->error
+	 * is the XP_EPROXY* code of the answer sent) or "reset". */
+	xp_relay_opts relay;
+} xp_proxy_server_opts;
+xp_protocol *xp_socks5_new(xp_loop *loop, const xp_proxy_server_opts *opts);
+xp_protocol *xp_http_proxy_new(xp_loop *loop, const xp_proxy_server_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 # Stages (select with XP_STAGES, default "format coverage unit asan valgrind poll
 # fuzz-replay cli"):
 #   format    the sources follow .clang-format
-#   coverage  every case of semantics.md has a sem_N unit test
+#   coverage  every case of doc/semantics.md has a sem_N unit test
 #   unit      build/tests/unit
 #   asan      the same under ASan+UBSan (build-asan/)
 #   valgrind  build/tests/unit under valgrind memcheck

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * chargen.c - RFC 864 character generator.
  *

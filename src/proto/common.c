@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * common.c - helpers shared by the built-in protocols: the lazy idle timer,
  * stats with their hooks, and applying the stream options.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * common.h - what the built-in protocols (src/proto/) share: connection
  * stats with their hooks, the idle timer, applying xp_proto_opts to a
@@ -6,7 +7,12 @@
 #ifndef XP_PROTO_COMMON_H
 #define XP_PROTO_COMMON_H
 
-#include "internal.h"
+#include "proto_iface.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- idle timer ------------------------------------------------------ */
 
@@ -78,5 +84,59 @@ void xp__relay_unref(xp_relay *r);
 void xp__relay_set_pending(xp_relay *r, int end, xp_future *fut);
 /* connection_made was delivered to a protocol of that end. */
 bool xp__relay_end_made(const xp_relay *r, int end);
+
+/* ---- proxy servers (tunnel.c) for socks5.c and http_proxy.c ------------- */
+
+struct xp__tunnel;
+
+/* What differs between the proxy protocols: reading the request and
+ * answering it. */
+struct xp__tunnel_kind {
+	/* connection_made: set tn->need for the first read. */
+	void (*start)(struct xp__tunnel *tn);
+	/* tn->buf holds tn->need bytes: 1 to read more (tn->need raised),
+	 * 0 when tn->host and tn->port name the target, or the result of
+	 * xp__tunnel_refuse. */
+	int (*step)(struct xp__tunnel *tn);
+	/* The target is connected (err 0, bound: our address toward it) or
+	 * could not be (err: -EACCES when no address was allowed, else the
+	 * connect or resolve error).  Returns 0 or xp__tunnel_refuse's. */
+	int (*answer)(struct xp__tunnel *tn, int err, const xp_sockaddr *bound);
+};
+
+#define XP__TUNNEL_BUF 8192
+
+struct xp__tunnel {
+	xp_protocol base;
+	const struct xp__tunnel_kind *kind;
+	xp_loop *loop;
+	xp_proxy_server_opts o;
+	char *user, *password;
+	xp_sockaddr local; /* o.connect.local_addr points here */
+	xp_transport *t;   /* the client, until it is lost or handed over */
+	unsigned char buf[XP__TUNNEL_BUF + 1];
+	size_t have, need;
+	int stage;  /* the kind's */
+	bool drain; /* refused: reading and dropping until the client's EOF */
+	char host[256], port[8];
+	xp_future *resolve, *connect;
+	xp_sockaddr *addrs;
+	xp_relay *r;
+	bool handed, lost;
+	xp_conn_stats st; /* until the hand-over */
+	const char *reason;
+	int reason_err;
+	struct xp__idle idle;
+	xp_handle *drain_timer;
+	int refs;
+};
+
+xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
+			    const struct xp__tunnel_kind *kind);
+/* Queue bytes for the client. */
+void xp__tunnel_send(struct xp__tunnel *tn, const void *data, size_t len);
+/* After the refusal was queued: end with err (an XP_EPROXY* code) once
+ * the client has it.  Returns -1 (for step and answer to pass on). */
+int xp__tunnel_refuse(struct xp__tunnel *tn, int err);
 
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * discard.c - RFC 863 discard: read, count and drop; close after the
  * peer's EOF.

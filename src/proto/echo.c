@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * echo.c - RFC 862 echo: every byte goes back to the peer.
  *

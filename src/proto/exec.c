@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * exec.c - every connection gets its own `/bin/sh -c command`.
  *

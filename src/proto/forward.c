@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * forward.c - every connection is relayed to a new connection to a fixed
  * target (a TCP or Unix proxy).
@@ -14,6 +15,7 @@ struct forward {
 	xp_protocol base;
 	xp_loop *loop;
 	char *host, *port, *unix_path, *server_hostname;
+	xp_proxy proxy; /* connect.proxy points here, its strings ours */
 	xp_connect_opts connect;
 	xp_sockaddr local; /* copy of connect.local_addr */
 	xp_relay_opts relay;
@@ -29,6 +31,10 @@ static void forward_free(struct forward *f)
 	free(f->port);
 	free(f->unix_path);
 	free(f->server_hostname);
+	free((char *)f->proxy.host);
+	free((char *)f->proxy.port);
+	free((char *)f->proxy.user);
+	free((char *)f->proxy.password);
 	free(f);
 }
 
@@ -101,6 +107,25 @@ static int dup_str(char **dst, const char *src)
 	return *dst ? 0 : -ENOMEM;
 }
 
+static int dup_proxy(struct forward *f, const xp_proxy *px)
+{
+	char *s[4] = {NULL, NULL, NULL, NULL};
+
+	f->proxy.kind = px->kind;
+	f->connect.proxy = &f->proxy;
+	if (dup_str(&s[0], px->host) || dup_str(&s[1], px->port) || dup_str(&s[2], px->user) ||
+	    dup_str(&s[3], px->password)) {
+		for (int i = 0; i < 4; i++)
+			free(s[i]);
+		return -ENOMEM;
+	}
+	f->proxy.host = s[0];
+	f->proxy.port = s[1];
+	f->proxy.user = s[2];
+	f->proxy.password = s[3];
+	return 0;
+}
+
 xp_protocol *xp_forward_new(xp_loop *loop, const xp_forward_opts *opts)
 {
 	struct forward *f;
@@ -126,6 +151,11 @@ xp_protocol *xp_forward_new(xp_loop *loop, const xp_forward_opts *opts)
 		return NULL;
 	}
 	f->connect.server_hostname = f->server_hostname;
+	if (opts->connect.proxy && dup_proxy(f, opts->connect.proxy) < 0) {
+		forward_free(f);
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (opts->connect.local_addr) {
 		memcpy(&f->local.u, opts->connect.local_addr, opts->connect.local_addrlen);
 		f->local.len = opts->connect.local_addrlen;

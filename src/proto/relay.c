@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * relay.c - two byte streams joined, both ways.
  *
@@ -575,7 +576,7 @@ static void maybe_splice(xp_relay *r)
 	struct rend *a = &r->end[0], *b = &r->end[1];
 
 	if (r->o.proto.hooks.on_data || a->kind != K_STREAM || b->kind != K_STREAM ||
-	    !a->part[0].t || !b->part[0].t || r->spliced || getenv("XPORT_NO_SPLICE"))
+	    !a->part[0].t || !b->part[0].t || r->spliced || r->o.no_splice)
 		return;
 	if (xp_transport_get_write_buffer_size(a->part[0].t) ||
 	    xp_transport_get_write_buffer_size(b->part[0].t) || xp__wbuf_size(&a->stash) ||

@@ -77,8 +77,10 @@ complete_line() {
 	run complete_line "xport tcp-server --proto=ch"
 	[ "$output" = "chargen" ]
 	# HOST:PORT split at its colons must not confuse the command's words
-	run complete_line "xport tcp-server :0 --pro"
-	[ "$output" = "$(printf -- '--proto\n--progress')" ]
+	run complete_line "xport tcp-server :0 --prog"
+	[ "$output" = "--progress" ]
+	run complete_line "xport tcp-server :0 --prot"
+	[ "$output" = "--proto" ]
 	run complete_line "xport subprocess --connect [::1]:80 bas"
 	[[ "$output" == *bash* ]]
 	run complete_line "xport pipe tcp:localhost:80 st"
@@ -94,8 +96,13 @@ complete_line() {
 @test "bash: options are offered only to the commands that accept them" {
 	run complete_line "xport tcp-client --fo"
 	[ -z "$output" ]
-	run complete_line "xport tcp-server --fo"
-	[ "$output" = "--forward" ]
+	run complete_line "xport tcp-server --forw"
+	[ "$output" = "$(printf -- '--forward-allow\n--forward')" ] ||
+		[ "$output" = "$(printf -- '--forward\n--forward-allow')" ]
+	run complete_line "xport tcp-client --proxy-"
+	[ -z "$output" ]
+	run complete_line "xport tcp-server --proxy-"
+	[ "$output" = "--proxy-auth" ]
 	run complete_line "xport --hi"
 	[ -z "$output" ]
 }

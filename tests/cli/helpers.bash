@@ -25,7 +25,7 @@ xp() {
 	err="$(cat "$e")"
 }
 
-# usage_error_problem ARGS...: empty if xport rejects ARGS the contract's
+# usage_error_problem ARGS...: empty if xport rejects ARGS the xport(1)
 # way (exit 64, nothing on stdout, exactly one stderr line "xport: ...");
 # otherwise a description of what went wrong.
 usage_error_problem() {
@@ -82,7 +82,7 @@ check_parse_table() {
 	return "$failed"
 }
 
-# Commands of the contract, from the option table itself.
+# Commands of xport, from the option table itself.
 xport_commands() {
 	"$XPORT" --dump-options | awk -F'\t' '$1 == "xport" && $3 == "cmd" &&
 		$2 != "help" { print $2 }'

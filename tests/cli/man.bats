@@ -33,6 +33,9 @@ in_man() {
 	[ "$failed" -eq 0 ]
 }
 
+# The one check against the command-line contract itself, which lives
+# beside the repository (../shared/spec/cli.md) and is skipped where it is
+# not; the test before this one checks the option table in the tree.
 @test "man page names every option string of the contract" {
 	local spec="$REPO_ROOT/../shared/spec/cli.md" opt failed=0
 	[ -f "$spec" ] || skip "contract not found at $spec"

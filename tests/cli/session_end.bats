@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# How a session ends (the contract's rules): fd 1 closed at the peer's EOF,
+# How a session ends (xport(1), HOW A SESSION ENDS): fd 1 closed at the peer's EOF,
 # the terminal rule, a -k stdio server ending each connection at its peer's
 # EOF, and the one-way options --send-only / --recv-only.
 

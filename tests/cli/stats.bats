@@ -17,7 +17,7 @@ teardown() { net_teardown; }
 	grep -Eqx 'xport: stats 127\.0\.0\.1:[0-9]+ sent=5 received=5 seconds=[0-9]+\.[0-9]+ end=(eof|closed)' "$T/s.err"
 }
 
-@test "--stats=json: one JSON object per line with the contract's keys" {
+@test "--stats=json: one JSON object per line with the keys xport(1) documents" {
 	bg_xport s tcp-server --proto discard --stats=json 127.0.0.1:0
 	wait_ready s
 	head -c 1000 /dev/zero | timeout 5 "$XPORT" tcp-client "127.0.0.1:$PORT" >/dev/null

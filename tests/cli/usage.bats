@@ -396,7 +396,7 @@ EOF_T
 
 # ------------------------------------------------------------ valid input
 
-@test "watermarks and sizes resolve as the contract says" {
+@test "watermarks and sizes resolve as xport(1) says" {
 	check_parse_table <<'EOF_T'
 tcp-server :0 => high_water=65536 low_water=16384 read_size=65536
 tcp-server :0 --high-water 100 => high_water=100 low_water=25

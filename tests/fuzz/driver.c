@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * driver.c - replays fuzz inputs without libFuzzer, so `make test` can run
  * every corpus file under gcc's ASan+UBSan.

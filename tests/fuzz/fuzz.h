@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz.h - what the fuzz harnesses (tests/fuzz/fuzz_*.c) share: reading
  * the input as a script, checks that abort (so libFuzzer and the replay

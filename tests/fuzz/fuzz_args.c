@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_args.c - the whole command-line parser, as `xport ARGS...` runs it.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_format.c - what xport prints about connections: the -x hexdump,
  * the --stats lines, and peer addresses formatted from arbitrary sockaddr

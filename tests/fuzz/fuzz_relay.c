@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_relay.c - the relay between two stream transports, driven by a
  * script of what the peers do.

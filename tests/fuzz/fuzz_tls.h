@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_tls.h - what the two TLS harnesses share: our side of the
  * connection (a TLS transport over one end of a socketpair, as server or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_tls_peer.c - the TLS transport against a real OpenSSL peer that
  * follows a script: an SSL object in the harness on the other end of a

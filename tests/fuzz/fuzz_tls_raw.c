@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_tls_raw.c - the TLS transport, as server or as client, fed raw
  * bytes: the harness is the peer on the other end of a socketpair and

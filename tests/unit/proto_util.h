@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proto_util.h - helpers for the built-in protocol tests (test_proto_*.c):
  * connected socket pairs, wrapping a descriptor in a stream transport with

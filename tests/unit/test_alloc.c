@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Out of memory on the way to a transport: whichever allocation fails, a
  * protocol the factory made gets connection_made and connection_lost (it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_connect.c - create_connection (Happy Eyeballs, errors, timeout,
  * local_addr, use_sock), Unix connections and connect_accepted_socket.

@@ -1,9 +1,11 @@
-/* Datagram transports: semantics.md section H (69-76), 43, 55, 65. */
+// SPDX-License-Identifier: MIT
+/* Datagram transports: doc/semantics.md section H (69-76), 43, 55, 65. */
 #include "test.h"
 #include "recorder.h"
 #include "xport.h"
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 
 /* ---- helpers --------------------------------------------------------- */
@@ -148,7 +150,7 @@ static size_t count_word(const char *log, const char *w)
 
 /* ---- 43, 65: limits and extra info ------------------------------------ */
 
-TEST(dgram_sem_43_default_write_limits)
+TEST(dgram_default_write_limits_sem_43)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -170,7 +172,7 @@ TEST(dgram_sem_43_default_write_limits)
 	rec_free(r);
 }
 
-TEST(dgram_sem_65_extra_info)
+TEST(dgram_extra_info_sem_65)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop), *r2 = rec_new(&rec_dgram_ops, loop);
@@ -205,7 +207,7 @@ TEST(dgram_sem_65_extra_info)
 
 /* ---- 69-71: sendto ---------------------------------------------------- */
 
-TEST(dgram_sem_69_sendto_unconnected_and_empty)
+TEST(dgram_sendto_unconnected_and_empty_sem_69)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -238,7 +240,7 @@ TEST(dgram_sem_69_sendto_unconnected_and_empty)
 	rec_free(r);
 }
 
-TEST(dgram_sem_70_connected_sendto_addr)
+TEST(dgram_connected_sendto_addr_sem_70)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -273,7 +275,7 @@ TEST(dgram_sem_70_connected_sendto_addr)
 	rec_free(r);
 }
 
-TEST(dgram_sem_71_sendto_without_addr_unconnected)
+TEST(dgram_sendto_without_addr_unconnected_sem_71)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -298,7 +300,7 @@ TEST(dgram_sem_71_sendto_without_addr_unconnected)
 
 /* ---- 72, 73: errors ---------------------------------------------------- */
 
-TEST(dgram_sem_72_connection_refused_error_received)
+TEST(dgram_connection_refused_error_received_sem_72)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -349,7 +351,7 @@ static int count_exc(xp_loop *loop, const xp_context *ctx, void *arg)
 	return 0;
 }
 
-TEST(dgram_sem_73_oserror_reported_not_fatal)
+TEST(dgram_oserror_reported_not_fatal_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -372,7 +374,7 @@ TEST(dgram_sem_73_oserror_reported_not_fatal)
 	rec_free(r);
 }
 
-TEST(dgram_sem_73_protocol_failure_is_fatal)
+TEST(dgram_protocol_failure_is_fatal_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -460,7 +462,7 @@ static int cond_resumed(void *arg)
 	return ((struct rec *)arg)->nresume > 0;
 }
 
-TEST(dgram_sem_55_queue_flow_control_symmetric)
+TEST(dgram_queue_flow_control_symmetric_sem_55)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -500,7 +502,7 @@ TEST(dgram_sem_55_queue_flow_control_symmetric)
 	rec_free(r);
 }
 
-TEST(dgram_sem_75_close_flushes_queue)
+TEST(dgram_close_flushes_queue_sem_75)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -525,7 +527,7 @@ TEST(dgram_sem_75_close_flushes_queue)
 	rec_free(r);
 }
 
-TEST(dgram_sem_75_abort_drops_queue)
+TEST(dgram_abort_drops_queue_sem_75)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -547,7 +549,7 @@ TEST(dgram_sem_75_abort_drops_queue)
 	rec_free(r);
 }
 
-TEST(dgram_sem_76_sendto_after_close_dropped)
+TEST(dgram_sendto_after_close_dropped_sem_76)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -889,7 +891,7 @@ static int cond_size0(void *arg)
 	return xp_transport_get_write_buffer_size(arg) == 0;
 }
 
-TEST(dgram_sem_73_flush_error_drops_and_reports)
+TEST(dgram_flush_error_drops_and_reports_sem_73)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_dgram_ops, loop);
@@ -941,6 +943,96 @@ TEST(dgram_ipv6_connected_same_addr)
 	CHECK_EQ(xp_transport_sendto(t, "no", 2, (struct sockaddr *)&sa, 3), -EINVAL);
 	close_wait(loop, r);
 	close(fd);
+	xp_loop_free(loop);
+	rec_free(r);
+}
+
+/* An unconnected Unix sender facing a full receiver queue: poll() calls
+ * the socket writable all along, so the queue is retried on a timer
+ * instead of spinning, and every datagram still arrives, in order, once
+ * the receiver reads. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+struct qdrain {
+	int fd;
+	int next; /* the number the next datagram must carry */
+	int bad;
+};
+
+static int qdrain_cb(void *arg)
+{
+	struct qdrain *dr = arg;
+	char buf[64];
+	ssize_t n;
+
+	while ((n = recv(dr->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		if (atoi(buf) != dr->next)
+			dr->bad++;
+		dr->next++;
+	}
+	return 0;
+}
+
+static int cond_qdrained(void *arg)
+{
+	struct qdrain *dr = arg;
+
+	qdrain_cb(dr);
+	return dr->next >= 200;
+}
+
+TEST(dgram_unix_unconnected_full_receiver_retries_without_spinning)
+{
+	xp_loop *loop = xp_loop_new();
+	struct rec *r = rec_new(&rec_dgram_ops, loop);
+	struct sockaddr_un ra = {.sun_family = AF_UNIX};
+	struct qdrain dr = {0};
+	double cpu0, t0, cpu, wall;
+	int fd, err;
+
+	snprintf(ra.sun_path, sizeof(ra.sun_path), "/tmp/xp-dg-full-%d", (int)getpid());
+	unlink(ra.sun_path);
+	dr.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	REQUIRE(dr.fd >= 0);
+	REQUIRE(bind(dr.fd, (struct sockaddr *)&ra, sizeof(ra)) == 0);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	REQUIRE(fd >= 0);
+	xp_datagram_opts o = {.use_sock = 1, .sock = fd};
+	xp_transport *t = open_ep(loop, r, &o, &err);
+	REQUIRE(t);
+	/* Small datagrams: the receiver's queue (max_dgram_qlen, 10 by
+	 * default) fills long before our send buffer does. */
+	for (int i = 0; i < 200; i++) {
+		char msg[16];
+		int n = snprintf(msg, sizeof(msg), "%d", i);
+
+		CHECK_EQ(xp_transport_sendto(t, msg, (size_t)n, (struct sockaddr *)&ra, sizeof(ra)),
+			 0);
+	}
+	CHECK(xp_transport_get_write_buffer_size(t) > 0);
+	cpu0 = cpu_seconds();
+	t0 = xp_loop_time(loop);
+	run_for(loop, 0.5);
+	cpu = cpu_seconds() - cpu0;
+	wall = xp_loop_time(loop) - t0;
+	/* Spinning would burn the whole half second; retrying, next to none. */
+	CHECK(cpu < wall / 2);
+	CHECK(xp_transport_get_write_buffer_size(t) > 0);
+	CHECK(!strstr(r->log, "error:"));
+	CHECK(rec_run_until(loop, cond_qdrained, &dr, 10));
+	CHECK_EQ(dr.bad, 0);
+	CHECK(rec_run_until(loop, cond_size0, t, 3));
+	close_wait(loop, r);
+	close(dr.fd);
+	unlink(ra.sun_path);
 	xp_loop_free(loop);
 	rec_free(r);
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* xp_escape_str and the escaped Unix names of xp_sockaddr_format: what
  * a peer chooses must come out as printable UTF-8. */
 #include "test.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Self-tests of the unit test framework; must not use any xport symbol. */
 #include "test.h"
 

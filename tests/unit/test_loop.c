@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_loop.c - the event loop: callbacks, timers, stop, close, the
  * exception handler, thread-safe calls, readers/writers, signals (sem 87,
@@ -42,7 +43,7 @@ static int a_schedules_d(void *arg)
 	return 0;
 }
 
-TEST(loop_sem_87_call_soon_fifo_and_next_iteration)
+TEST(loop_call_soon_fifo_and_next_iteration_sem_87)
 {
 	xp_loop *loop = xp_loop_new();
 	REQUIRE(loop);
@@ -65,7 +66,7 @@ TEST(loop_sem_87_call_soon_fifo_and_next_iteration)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_87_stop_before_run_forever_polls_once)
+TEST(loop_stop_before_run_forever_polls_once_sem_87)
 {
 	xp_loop *loop = xp_loop_new();
 	order[0] = 0;
@@ -79,7 +80,7 @@ TEST(loop_sem_87_stop_before_run_forever_polls_once)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_timers_deadline_order_negative_and_equal)
+TEST(loop_timers_deadline_order_negative_and_equal_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	order[0] = 0;
@@ -98,7 +99,7 @@ TEST(loop_sem_88_timers_deadline_order_negative_and_equal)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_call_later_waits_at_least_delay)
+TEST(loop_call_later_waits_at_least_delay_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	double t0 = xp_loop_time(loop);
@@ -110,7 +111,7 @@ TEST(loop_sem_88_call_later_waits_at_least_delay)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_nan_delay_is_invalid)
+TEST(loop_nan_delay_is_invalid_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	errno = 0;
@@ -139,7 +140,7 @@ static int failing(void *arg)
 	return -EIO;
 }
 
-TEST(loop_sem_88_failing_callback_reported_loop_goes_on)
+TEST(loop_failing_callback_reported_loop_goes_on_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	order[0] = 0;
@@ -158,7 +159,7 @@ TEST(loop_sem_88_failing_callback_reported_loop_goes_on)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_broken_exception_handler_is_logged)
+TEST(loop_broken_exception_handler_is_logged_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	handler_calls = 0;
@@ -182,7 +183,7 @@ TEST(loop_sem_88_broken_exception_handler_is_logged)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_closed_loop_refuses_work)
+TEST(loop_closed_loop_refuses_work_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	CHECK_EQ(xp_loop_close(loop), 0);
@@ -244,7 +245,7 @@ static void *ts_thread(void *arg)
 	return NULL;
 }
 
-TEST(loop_sem_87_call_soon_threadsafe_wakes_blocked_loop)
+TEST(loop_call_soon_threadsafe_wakes_blocked_loop_sem_87)
 {
 	xp_loop *loop = xp_loop_new();
 	struct ts_arg a = {loop, 0};
@@ -268,7 +269,7 @@ static int ts_same_thread(void *arg)
 	return 0;
 }
 
-TEST(loop_sem_87_call_soon_threadsafe_same_thread_keeps_fifo)
+TEST(loop_call_soon_threadsafe_same_thread_keeps_fifo_sem_87)
 {
 	xp_loop *loop = xp_loop_new();
 	order[0] = 0;
@@ -426,7 +427,7 @@ static void *send_sigusr1(void *arg)
 	return NULL;
 }
 
-TEST(loop_sem_88_signal_handler_runs_on_loop_mid_poll)
+TEST(loop_signal_handler_runs_on_loop_mid_poll_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	sig_hits = 0;
@@ -443,7 +444,7 @@ TEST(loop_sem_88_signal_handler_runs_on_loop_mid_poll)
 	xp_loop_free(loop);
 }
 
-TEST(loop_sem_88_signal_handler_invalid_signals)
+TEST(loop_signal_handler_invalid_signals_sem_88)
 {
 	xp_loop *loop = xp_loop_new();
 	CHECK_EQ(xp_add_signal_handler(loop, 0, on_signal, loop), -EINVAL);

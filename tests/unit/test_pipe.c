@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Pipe transports: read and write pipes over pipes, FIFOs, files, ttys. */
 #include "test.h"
 #include "recorder.h"
@@ -101,7 +102,7 @@ static int mk_pipe(int p[2])
 
 /* ---- read pipes --------------------------------------------------------- */
 
-TEST(pipe_read_sem_22_data_eof_lost)
+TEST(pipe_read_data_eof_lost_sem_22)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -120,7 +121,7 @@ TEST(pipe_read_sem_22_data_eof_lost)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_22_eof_true_still_closes)
+TEST(pipe_read_eof_true_still_closes_sem_22)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -136,7 +137,7 @@ TEST(pipe_read_sem_22_eof_true_still_closes)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_22_buffered_protocol)
+TEST(pipe_read_buffered_protocol_sem_22)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_buffered_ops, loop);
@@ -192,7 +193,7 @@ TEST(pipe_read_devnull)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_68_extra_info_pipe)
+TEST(pipe_read_extra_info_pipe_sem_68)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -217,7 +218,7 @@ TEST(pipe_read_sem_68_extra_info_pipe)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_56_pause_resume_twice)
+TEST(pipe_read_pause_resume_twice_sem_56)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -243,7 +244,7 @@ TEST(pipe_read_sem_56_pause_resume_twice)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_2_pause_in_made)
+TEST(pipe_read_pause_in_made_sem_2)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -264,7 +265,7 @@ TEST(pipe_read_sem_2_pause_in_made)
 	rec_free(r);
 }
 
-TEST(pipe_read_sem_57_pause_resume_on_closed)
+TEST(pipe_read_pause_resume_on_closed_sem_57)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -385,7 +386,7 @@ TEST(pipe_write_basic_and_sem_68)
 	rec_free(r);
 }
 
-TEST(pipe_write_sem_43_default_limits)
+TEST(pipe_write_default_limits_sem_43)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -425,7 +426,7 @@ static size_t fill_until_buffered(xp_transport *t, const unsigned char *data, si
 	return off;
 }
 
-TEST(pipe_write_sem_29_write_eof_empty)
+TEST(pipe_write_write_eof_empty_sem_29)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&rec_stream_ops, loop);
@@ -487,12 +488,12 @@ static void write_eof_or_close_pending(bool use_close)
 	rec_free(r);
 }
 
-TEST(pipe_write_sem_29_write_eof_pending)
+TEST(pipe_write_write_eof_pending_sem_29)
 {
 	write_eof_or_close_pending(false);
 }
 
-TEST(pipe_write_sem_29_close_pending)
+TEST(pipe_write_close_pending_sem_29)
 {
 	write_eof_or_close_pending(true);
 }

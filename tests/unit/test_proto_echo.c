@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_proto_echo.c - the simple built-in protocols over real sockets:
  * echo (RFC 862), discard (RFC 863), chargen (RFC 864), with their stats,

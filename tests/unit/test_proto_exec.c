@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_proto_exec.c - exec (a `/bin/sh -c` per connection) and forward (a
  * proxy to a fixed target) over loopback TCP and Unix sockets.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_proto_relay.c - the relay between real descriptors: socketpairs,
  * loopback TCP, pipes and a `cat` child; half-close, flow control, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* One-shot socket operations (xp_sock_*) against real peers. */
 #include "test.h"
 #include "xport.h"

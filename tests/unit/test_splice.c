@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_splice.c - xp__stream_splice: bytes one stream reads go kernel-side
  * into another stream's socket, with flow control and EOF intact.

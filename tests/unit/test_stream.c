@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_stream.c - stream transports (src/stream.c) over socketpairs,
- * loopback TCP and a Unix socket path, against semantics.md sections A-G.
+ * loopback TCP and a Unix socket path, against doc/semantics.md sections A-G.
  * Each test name carries the sem numbers it covers.
  */
 #include "test.h"
@@ -322,7 +323,7 @@ static const xp_protocol_ops hook_ops = {
 
 /* ---- A. lifecycle ---------------------------------------------------- */
 
-TEST(stream_sem_01_03_made_first_then_data_eof_lost)
+TEST(stream_made_first_then_data_eof_lost_sem_01_03)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -340,7 +341,7 @@ TEST(stream_sem_01_03_made_first_then_data_eof_lost)
 	env_fini(&e);
 }
 
-TEST(stream_sem_03_tcp_order_made_data_eof_lost)
+TEST(stream_tcp_order_made_data_eof_lost_sem_03)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -353,7 +354,7 @@ TEST(stream_sem_03_tcp_order_made_data_eof_lost)
 	env_fini(&e);
 }
 
-TEST(stream_sem_02_56_59_pause_in_made)
+TEST(stream_pause_in_made_sem_02_56_59)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -384,7 +385,7 @@ TEST(stream_sem_02_56_59_pause_in_made)
 	env_fini(&e);
 }
 
-TEST(stream_sem_56_59_pause_resume_midstream)
+TEST(stream_pause_resume_midstream_sem_56_59)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -405,7 +406,7 @@ TEST(stream_sem_56_59_pause_resume_midstream)
 	env_fini(&e);
 }
 
-TEST(stream_sem_04_no_data_or_eof_after_eof)
+TEST(stream_no_data_or_eof_after_eof_sem_04)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -427,7 +428,7 @@ TEST(stream_sem_04_no_data_or_eof_after_eof)
 	env_fini(&e);
 }
 
-TEST(stream_sem_05_nothing_after_lost_socket_released)
+TEST(stream_nothing_after_lost_socket_released_sem_05)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -447,7 +448,7 @@ TEST(stream_sem_05_nothing_after_lost_socket_released)
 	env_fini(&e);
 }
 
-TEST(stream_sem_06_08_close_twice_lost_once_later)
+TEST(stream_close_twice_lost_once_later_sem_06_08)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -466,7 +467,7 @@ TEST(stream_sem_06_08_close_twice_lost_once_later)
 	env_fini(&e);
 }
 
-TEST(stream_sem_07_abort_twice_lost_once)
+TEST(stream_abort_twice_lost_once_sem_07)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -481,7 +482,7 @@ TEST(stream_sem_07_abort_twice_lost_once)
 	env_fini(&e);
 }
 
-TEST(stream_sem_07_10_close_then_abort_drops_buffer)
+TEST(stream_close_then_abort_drops_buffer_sem_07_10)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -508,7 +509,7 @@ TEST(stream_sem_07_10_close_then_abort_drops_buffer)
 	env_fini(&e);
 }
 
-TEST(stream_sem_10_abort_discards_buffer)
+TEST(stream_abort_discards_buffer_sem_10)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -529,7 +530,7 @@ TEST(stream_sem_10_abort_discards_buffer)
 	env_fini(&e);
 }
 
-TEST(stream_sem_09_close_flushes_then_lost)
+TEST(stream_close_flushes_then_lost_sem_09)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -552,7 +553,7 @@ TEST(stream_sem_09_close_flushes_then_lost)
 	env_fini(&e);
 }
 
-TEST(stream_sem_09_close_lost_only_after_drain)
+TEST(stream_close_lost_only_after_drain_sem_09)
 {
 	struct env e;
 	env_init(&e, &hook_ops);
@@ -571,7 +572,7 @@ TEST(stream_sem_09_close_lost_only_after_drain)
 	env_fini(&e);
 }
 
-TEST(stream_sem_12_tcp_rst_lost_econnreset_no_eof)
+TEST(stream_tcp_rst_lost_econnreset_no_eof_sem_12)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -609,7 +610,7 @@ static int refused_socket(void)
 	return c;
 }
 
-TEST(stream_sem_13_66_other_oserror_force_closes_no_peername)
+TEST(stream_other_oserror_force_closes_no_peername_sem_13_66)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -630,7 +631,7 @@ TEST(stream_sem_13_66_other_oserror_force_closes_no_peername)
 	env_fini(&e);
 }
 
-TEST(stream_sem_14_15_data_received_fails)
+TEST(stream_data_received_fails_sem_14_15)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -651,7 +652,7 @@ TEST(stream_sem_14_15_data_received_fails)
 
 /* ---- B. eof_received and half-close ------------------------------------ */
 
-TEST(stream_sem_17_eof_false_flushes_then_closes)
+TEST(stream_eof_false_flushes_then_closes_sem_17)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -672,7 +673,7 @@ TEST(stream_sem_17_eof_false_flushes_then_closes)
 	env_fini(&e);
 }
 
-TEST(stream_sem_18_eof_true_keeps_open_and_writable)
+TEST(stream_eof_true_keeps_open_and_writable_sem_18)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -698,7 +699,7 @@ TEST(stream_sem_18_eof_true_keeps_open_and_writable)
 	env_fini(&e);
 }
 
-TEST(stream_sem_19_60_buffered_eof_false_closes)
+TEST(stream_buffered_eof_false_closes_sem_19_60)
 {
 	struct env e;
 	env_init(&e, &rec_buffered_ops);
@@ -713,7 +714,7 @@ TEST(stream_sem_19_60_buffered_eof_false_closes)
 	env_fini(&e);
 }
 
-TEST(stream_sem_19_buffered_eof_true_keeps_open)
+TEST(stream_buffered_eof_true_keeps_open_sem_19)
 {
 	struct env e;
 	env_init(&e, &rec_buffered_ops);
@@ -734,7 +735,7 @@ TEST(stream_sem_19_buffered_eof_true_keeps_open)
 	env_fini(&e);
 }
 
-TEST(stream_sem_20_eof_received_fails)
+TEST(stream_eof_received_fails_sem_20)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -749,7 +750,7 @@ TEST(stream_sem_20_eof_received_fails)
 	env_fini(&e);
 }
 
-TEST(stream_sem_23_24_28_write_eof_empty_buffer)
+TEST(stream_write_eof_empty_buffer_sem_23_24_28)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -774,7 +775,7 @@ TEST(stream_sem_23_24_28_write_eof_empty_buffer)
 	env_fini(&e);
 }
 
-TEST(stream_sem_25_26_write_eof_deferred_until_drained)
+TEST(stream_write_eof_deferred_until_drained_sem_25_26)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -801,7 +802,7 @@ TEST(stream_sem_25_26_write_eof_deferred_until_drained)
 	env_fini(&e);
 }
 
-TEST(stream_sem_27_write_eof_on_closing_is_noop)
+TEST(stream_write_eof_on_closing_is_noop_sem_27)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -821,7 +822,7 @@ TEST(stream_sem_27_write_eof_on_closing_is_noop)
 
 /* ---- C. write / writelines --------------------------------------------- */
 
-TEST(stream_sem_31_53_write_sent_synchronously)
+TEST(stream_write_sent_synchronously_sem_31_53)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -839,7 +840,7 @@ TEST(stream_sem_31_53_write_sent_synchronously)
 	env_fini(&e);
 }
 
-TEST(stream_sem_32_partial_write_buffers_rest)
+TEST(stream_partial_write_buffers_rest_sem_32)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -862,7 +863,7 @@ TEST(stream_sem_32_partial_write_buffers_rest)
 	env_fini(&e);
 }
 
-TEST(stream_sem_33_36_nonempty_buffer_appends_fifo)
+TEST(stream_nonempty_buffer_appends_fifo_sem_33_36)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -896,7 +897,7 @@ TEST(stream_sem_33_36_nonempty_buffer_appends_fifo)
 	env_fini(&e);
 }
 
-TEST(stream_sem_34_35_empty_and_invalid_writes)
+TEST(stream_empty_and_invalid_writes_sem_34_35)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -921,7 +922,7 @@ TEST(stream_sem_34_35_empty_and_invalid_writes)
 	env_fini(&e);
 }
 
-TEST(stream_sem_37_write_after_close_dropped)
+TEST(stream_write_after_close_dropped_sem_37)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -940,7 +941,7 @@ TEST(stream_sem_37_write_after_close_dropped)
 	env_fini(&e);
 }
 
-TEST(stream_sem_37_write_after_abort_dropped)
+TEST(stream_write_after_abort_dropped_sem_37)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -955,7 +956,7 @@ TEST(stream_sem_37_write_after_abort_dropped)
 	env_fini(&e);
 }
 
-TEST(stream_sem_39_flush_error_clears_and_loses)
+TEST(stream_flush_error_clears_and_loses_sem_39)
 {
 	struct env e;
 	env_init(&e, &hook_ops);
@@ -974,7 +975,7 @@ TEST(stream_sem_39_flush_error_clears_and_loses)
 	env_fini(&e);
 }
 
-TEST(stream_sem_39_write_error_in_write_call)
+TEST(stream_write_error_in_write_call_sem_39)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1022,7 +1023,7 @@ TEST(stream_writelines_one_sendmsg_many_iovecs)
 	env_fini(&e);
 }
 
-TEST(stream_sem_40_41_writelines_like_writes)
+TEST(stream_writelines_like_writes_sem_40_41)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1048,7 +1049,7 @@ TEST(stream_sem_40_41_writelines_like_writes)
 
 /* ---- D. write flow control ---------------------------------------------- */
 
-TEST(stream_sem_43_44_46_limits)
+TEST(stream_limits_sem_43_44_46)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1073,7 +1074,7 @@ TEST(stream_sem_43_44_46_limits)
 	env_fini(&e);
 }
 
-TEST(stream_sem_45_high_zero_pauses_on_one_byte)
+TEST(stream_high_zero_pauses_on_one_byte_sem_45)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1094,7 +1095,7 @@ TEST(stream_sem_45_high_zero_pauses_on_one_byte)
 	env_fini(&e);
 }
 
-TEST(stream_sem_47_48_50_pause_strictly_over_high_once)
+TEST(stream_pause_strictly_over_high_once_sem_47_48_50)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1131,7 +1132,7 @@ TEST(stream_sem_47_48_50_pause_strictly_over_high_once)
 	env_fini(&e);
 }
 
-TEST(stream_sem_41_47_writelines_applies_watermarks)
+TEST(stream_writelines_applies_watermarks_sem_41_47)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1147,7 +1148,7 @@ TEST(stream_sem_41_47_writelines_applies_watermarks)
 	env_fini(&e);
 }
 
-TEST(stream_sem_49_resume_at_low_zero_only_when_empty)
+TEST(stream_resume_at_low_zero_only_when_empty_sem_49)
 {
 	struct env e;
 	env_init(&e, &hook_ops);
@@ -1165,7 +1166,7 @@ TEST(stream_sem_49_resume_at_low_zero_only_when_empty)
 	env_fini(&e);
 }
 
-TEST(stream_sem_49_resume_at_or_below_low)
+TEST(stream_resume_at_or_below_low_sem_49)
 {
 	struct env e;
 	env_init(&e, &hook_ops);
@@ -1182,7 +1183,7 @@ TEST(stream_sem_49_resume_at_or_below_low)
 	env_fini(&e);
 }
 
-TEST(stream_sem_51_52_set_limits_reevaluates)
+TEST(stream_set_limits_reevaluates_sem_51_52)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1326,7 +1327,7 @@ TEST(stream_16mib_write_tcp)
 
 /* ---- E. read flow control on a closed transport -------------------------- */
 
-TEST(stream_sem_57_pause_resume_on_closed_noop)
+TEST(stream_pause_resume_on_closed_noop_sem_57)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1357,7 +1358,7 @@ TEST(stream_read_size_limits_each_read)
 
 /* ---- F. BufferedProtocol -------------------------------------------------- */
 
-TEST(stream_sem_61_get_buffer_empty_is_fatal)
+TEST(stream_get_buffer_empty_is_fatal_sem_61)
 {
 	struct env e;
 	env_init(&e, &rec_buffered_ops);
@@ -1381,7 +1382,7 @@ static void strip_getbuf_before_eof(char *log)
 		memmove(p, p + 10, strlen(p + 10) + 1);
 }
 
-TEST(stream_sem_63_three_byte_buffer)
+TEST(stream_three_byte_buffer_sem_63)
 {
 	struct env e;
 	env_init(&e, &rec_buffered_ops);
@@ -1397,7 +1398,7 @@ TEST(stream_sem_63_three_byte_buffer)
 	env_fini(&e);
 }
 
-TEST(stream_sem_63_buffered_9kib_small_buffers)
+TEST(stream_buffered_9kib_small_buffers_sem_63)
 {
 	struct env e;
 	env_init(&e, &rec_buffered_ops);
@@ -1416,7 +1417,7 @@ TEST(stream_sem_63_buffered_9kib_small_buffers)
 	env_fini(&e);
 }
 
-TEST(stream_sem_64_set_protocol_switches_to_buffered)
+TEST(stream_set_protocol_switches_to_buffered_sem_64)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1443,7 +1444,7 @@ TEST(stream_sem_64_set_protocol_switches_to_buffered)
 
 /* ---- G. get_extra_info ----------------------------------------------------- */
 
-TEST(stream_sem_65_66_extra_info_tcp)
+TEST(stream_extra_info_tcp_sem_65_66)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1475,7 +1476,7 @@ TEST(stream_sem_65_66_extra_info_tcp)
 	env_fini(&e);
 }
 
-TEST(stream_sem_66_unix_path_socket)
+TEST(stream_unix_path_socket_sem_66)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);
@@ -1687,7 +1688,7 @@ TEST(stream_sendfile_close_waits_for_file)
 
 /* The public way in: xp_connect_accepted_socket wraps an fd in a stream
  * transport (sem 1, 3 through connect.c). */
-TEST(stream_sem_01_03_connect_accepted_socket)
+TEST(stream_connect_accepted_socket_sem_01_03)
 {
 	struct env e;
 	env_init(&e, &rec_stream_ops);

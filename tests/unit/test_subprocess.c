@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Subprocess transports: spawning, pipes, exit status, signals. */
 #include "test.h"
 #include "recorder.h"
@@ -105,7 +106,7 @@ static const xp_stdio all_devnull = {XP_STDIO_DEVNULL, 0};
 
 /* ---- sem 78: pipe transports ------------------------------------------- */
 
-TEST(subprocess_sem_78_pipe_transports)
+TEST(subprocess_pipe_transports_sem_78)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -140,7 +141,7 @@ TEST(subprocess_sem_78_pipe_transports)
 	rec_free(r);
 }
 
-TEST(subprocess_sem_78_stderr_stdout_merge)
+TEST(subprocess_stderr_stdout_merge_sem_78)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -161,7 +162,7 @@ TEST(subprocess_sem_78_stderr_stdout_merge)
 	rec_free(r);
 }
 
-TEST(subprocess_sem_78_devnull_no_pipes)
+TEST(subprocess_devnull_no_pipes_sem_78)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -185,7 +186,7 @@ static int cond_exited(void *arg)
 	return strstr(((struct rec *)arg)->log, "exited") != NULL;
 }
 
-TEST(subprocess_sem_79_exit_code)
+TEST(subprocess_exit_code_sem_79)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -222,17 +223,17 @@ static void signal_case(int sig, int how)
 	rec_free(r);
 }
 
-TEST(subprocess_sem_80_kill)
+TEST(subprocess_kill_sem_80)
 {
 	signal_case(SIGKILL, 0);
 }
 
-TEST(subprocess_sem_80_terminate)
+TEST(subprocess_terminate_sem_80)
 {
 	signal_case(SIGTERM, 1);
 }
 
-TEST(subprocess_sem_80_send_signal_hup)
+TEST(subprocess_send_signal_hup_sem_80)
 {
 	signal_case(SIGHUP, 2);
 }
@@ -272,7 +273,7 @@ TEST(subprocess_signal_mask_and_dispositions_reset)
 
 /* ---- sem 81: close kills ------------------------------------------------ */
 
-TEST(subprocess_sem_81_close_kills_running)
+TEST(subprocess_close_kills_running_sem_81)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -296,7 +297,7 @@ TEST(subprocess_sem_81_close_kills_running)
 	rec_free(r);
 }
 
-TEST(subprocess_sem_81_close_after_exit_no_kill)
+TEST(subprocess_close_after_exit_no_kill_sem_81)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -330,7 +331,7 @@ TEST(subprocess_abort_kills_running)
 
 /* ---- sem 83: event order ------------------------------------------------ */
 
-TEST(subprocess_sem_83_event_order)
+TEST(subprocess_event_order_sem_83)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -360,7 +361,7 @@ TEST(subprocess_sem_83_event_order)
 }
 
 /* connection_lost waits for a pipe held open after the exit. */
-TEST(subprocess_sem_83_lost_waits_for_pipes)
+TEST(subprocess_lost_waits_for_pipes_sem_83)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -380,7 +381,7 @@ TEST(subprocess_sem_83_lost_waits_for_pipes)
 
 /* ---- sem 84: after connection_lost ------------------------------------- */
 
-TEST(subprocess_sem_84_signal_after_lost)
+TEST(subprocess_signal_after_lost_sem_84)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -420,7 +421,7 @@ TEST(subprocess_signal_after_exit_before_lost)
 
 /* ---- sem 68: extra info ------------------------------------------------- */
 
-TEST(subprocess_sem_68_extra_info)
+TEST(subprocess_extra_info_sem_68)
 {
 	xp_loop *loop = xp_loop_new();
 	struct rec *r = rec_new(&sub_ops, loop);
@@ -976,7 +977,7 @@ static void lost_then_kill(xp_protocol *p, int err)
 	xp_transport_get_returncode(t, &lost_rc_code);
 }
 
-TEST(subprocess_sem_84_signal_inside_connection_lost)
+TEST(subprocess_signal_inside_connection_lost_sem_84)
 {
 	static const xp_protocol_ops ops = {
 	    .connection_made = made_retain,

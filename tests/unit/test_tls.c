@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_tls.c - the TLS context and transport.
  *
@@ -420,7 +421,7 @@ static const xp_protocol_ops xrec_ops = {
     .eof_received = rec_eof,
 };
 
-TEST(tls_sem_67_extra_info)
+TEST(tls_extra_info_sem_67)
 {
 	struct fx f;
 	fx_init(&f);
@@ -924,7 +925,7 @@ TEST(tls_write_eof_half_close_tls13)
 	fx_free(&f);
 }
 
-TEST(tls_sem_28_write_eof_enotsup_tls12)
+TEST(tls_write_eof_enotsup_tls12_sem_28)
 {
 	struct fx f;
 	fx_init(&f);
@@ -941,7 +942,7 @@ TEST(tls_sem_28_write_eof_enotsup_tls12)
 	fx_free(&f);
 }
 
-TEST(tls_sem_21_eof_true_tls12_warns_and_closes)
+TEST(tls_eof_true_tls12_warns_and_closes_sem_21)
 {
 	struct fx f;
 	fx_init(&f);
@@ -959,7 +960,7 @@ TEST(tls_sem_21_eof_true_tls12_warns_and_closes)
 	fx_free(&f);
 }
 
-TEST(tls_sem_18_eof_true_tls13_keeps_open)
+TEST(tls_eof_true_tls13_keeps_open_sem_18)
 {
 	struct fx f;
 	fx_init(&f);
@@ -1222,7 +1223,7 @@ TEST(tls_client_needs_server_hostname)
 
 /* ---- flow control (sem 43, 47, 49, 50, 59) ----------------------------- */
 
-TEST(tls_sem_43_flow_control_slow_reader)
+TEST(tls_flow_control_slow_reader_sem_43)
 {
 	struct fx f;
 	size_t n = (size_t)4 << 20;
@@ -1717,7 +1718,7 @@ TEST(tls_interop_python_client_tls12)
 /* sem 49 for TLS: the app paused while the raw transport below stayed
  * under its own high watermark (so raw never pauses or resumes); the app
  * must still get resume_writing once everything drained. */
-TEST(tls_sem_49_resume_when_raw_drains_unpaused)
+TEST(tls_resume_when_raw_drains_unpaused_sem_49)
 {
 	struct fx f;
 	size_t n = (size_t)1 << 20;

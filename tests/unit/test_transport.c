@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_transport.c - what every kind shares: each public method on each
  * kind, and the one answer a method gives where it does not apply

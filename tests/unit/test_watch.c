@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Paused means "not reading", never "not watching": a transport that is not
  * reading (paused, or past EOF with nothing to write) still notices a reset

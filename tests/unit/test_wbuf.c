@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_wbuf.c - the write buffer (src/wbuf.c) on its own.
  */

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto_iface.h - the narrow interface between the built-in protocols
+ * (src/proto/) and the library's internals: everything else they use is
+ * the public API of xport.h.  A byte queue for their own buffering
+ * (wbuf.h), kernel-side forwarding between two stream transports, the
+ * non-blocking resolver and ordered connects (proxy servers), and HTTP
+ * reason phrases.  Protocols include this, never internal.h.
+ */
+#ifndef XP_PROTO_IFACE_H
+#define XP_PROTO_IFACE_H
+
+#include "wbuf.h"
+#include "xport.h"
+
+#include <netdb.h>
+
+/* Forward what src reads into dst's socket with splice(2): the bytes never
+ * reach user space and src's protocol gets cb(arg, n) per chunk instead of
+ * data_received (EOF and errors still arrive as usual).  Bytes waiting in
+ * the pipe count in dst's write buffer, so dst's pause_writing and
+ * resume_writing work as for write().  Do not write() to dst meanwhile.
+ * -ENOTSUP unless both are plain stream transports. */
+int xp__stream_splice(xp_transport *src, xp_transport *dst, void (*cb)(void *arg, size_t n),
+		      void *arg);
+
+/* Resolve host:port.  Numeric hosts are answered here and now: 0 with *ai
+ * set (freeaddrinfo it).  Names go to the executor: 0 with *fut set (its
+ * result an owned addrinfo list).  Otherwise a negative error (XP_ERESOLVE
+ * when the name cannot be resolved). */
+int xp__resolve(xp_loop *loop, const char *host, const char *port, const struct addrinfo *hints,
+		struct addrinfo **ai, xp_future **fut);
+
+/* Order getaddrinfo results for Happy Eyeballs (RFC 8305 section 4):
+ * families alternate, starting with the family listed first.  Writes up to
+ * max addresses to out; returns how many. */
+size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_t max);
+
+/* xp_create_connection over an already ordered address list (no resolving,
+ * no reordering); host is only used as the TLS server name. */
+xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
+			     const xp_sockaddr *addrs, size_t n, const char *host,
+			     const xp_connect_opts *opts);
+
+/* Standard reason phrase of an HTTP status, or NULL. */
+const char *xp__http_reason(int status);
+
+#endif
