@@ -5,6 +5,7 @@
  * unix:@NAME (abstract).  Also --allow/--deny and the error -> exit
  * status mapping of xport(1), EXIT STATUS.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -55,6 +56,80 @@ xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
 	return xp_create_server(loop, f, arg, a->host[0] ? a->host : NULL, a->port, o);
 }
 
+/* :PORT goes to localhost, of the one family under -4/-6. */
+const char *xp_cli_client_host(const struct xp_cli_addr *a, int family)
+{
+	if (a->host[0])
+		return a->host;
+	if (family == AF_INET)
+		return "127.0.0.1";
+	if (family == AF_INET6)
+		return "::1";
+	return "localhost";
+}
+
+/*
+ * --source for a connection to a: of the family of a literal, of -4/-6,
+ * else the one the source name listed first (IPv4 for a bare :PORT).  A
+ * source without that family is still set: the library then finds no
+ * target address it can bind for and fails with EADDRNOTAVAIL.
+ */
+static void source_for(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o)
+{
+	unsigned char buf[4];
+	int fam = c->family;
+	int have4 = c->source4.sin_family == AF_INET, have6 = c->source6.sin6_family == AF_INET6;
+
+	if (!c->has_source || a->kind != XP_ADDR_HOSTPORT)
+		return;
+	if (c->proxy.kind)
+		a = &c->proxy.addr; /* the connection made is to the proxy */
+	if (!fam && a->is_v6_literal)
+		fam = AF_INET6;
+	else if (!fam && a->host[0] && inet_pton(AF_INET, a->host, buf) == 1)
+		fam = AF_INET;
+	if (!fam)
+		fam = c->source_first ? c->source_first : AF_INET;
+	if ((fam == AF_INET && have4) || !have6) {
+		o->local_addr = (const struct sockaddr *)&c->source4;
+		o->local_addrlen = sizeof(c->source4);
+	} else {
+		o->local_addr = (const struct sockaddr *)&c->source6;
+		o->local_addrlen = sizeof(c->source6);
+	}
+}
+
+void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o,
+			 xp_proxy *px)
+{
+	memset(o, 0, sizeof(*o));
+	o->timeout = c->connect_timeout > 0 ? c->connect_timeout : 0;
+	o->family = c->family;
+	/* The proxy carries TCP only: a unix: end of pipe is direct. */
+	if (a->kind == XP_ADDR_HOSTPORT)
+		o->proxy = xp_cli_proxy(c, px);
+	source_for(c, a, o);
+}
+
+void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char *buf, size_t size)
+{
+	const struct xp_cli_addr *s = &c->source;
+	size_t n;
+
+	xp_cli_addr_str(a, 0, buf, size);
+	n = strlen(buf);
+	if (!c->has_source || a->kind != XP_ADDR_HOSTPORT || n >= size)
+		return;
+	if (!s->host[0])
+		snprintf(buf + n, size - n, " from port %s", s->port);
+	else if (s->is_v6_literal)
+		snprintf(buf + n, size - n, " from [%s]%s%s", s->host, s->port[0] ? ":" : "",
+			 s->port);
+	else
+		snprintf(buf + n, size - n, " from %s%s%s", s->host, s->port[0] ? ":" : "",
+			 s->port);
+}
+
 xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
 			  const struct xp_cli_addr *a, const xp_connect_opts *o)
 {
@@ -62,7 +137,8 @@ xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
 
 	if (a->kind != XP_ADDR_HOSTPORT)
 		return xp_create_unix_connection(loop, f, arg, unix_path(a, p, sizeof(p)), o);
-	return xp_create_connection(loop, f, arg, a->host[0] ? a->host : "localhost", a->port, o);
+	return xp_create_connection(loop, f, arg, xp_cli_client_host(a, o ? o->family : 0), a->port,
+				    o);
 }
 
 /* A reset is not here: it needs an established connection (a refusal is
@@ -80,7 +156,9 @@ int xp_cli_connect_status(int err)
 	case -EHOSTDOWN:
 	case -ENETDOWN:
 	case -EADDRNOTAVAIL:
-	case -ENOENT: /* unix socket path */
+	case -EADDRINUSE: /* --source HOST:PORT taken */
+	case -EACCES:	  /* --source port below 1024, or a Unix socket's mode */
+	case -ENOENT:	  /* unix socket path */
 	case -EAFNOSUPPORT:
 	case XP_ERESOLVE:
 		return XP_EXIT_UNAVAILABLE;
@@ -202,12 +280,16 @@ const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int er
  */
 int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, socklen_t len)
 {
+	const struct xp_cli_cidr *rules = c->acl ? c->acl : c->rules;
+	unsigned int i, n = c->acl ? c->n_acl : c->n_rules;
 	unsigned char addr[16];
 	int family, any_allow = 0, allowed = 0;
-	unsigned int i;
 
 	if (!c->n_rules)
 		return 1;
+	/* An allow file with no rule in it is still an allow list. */
+	for (i = 0; i < c->n_rules; i++)
+		any_allow |= c->rules[i].allow;
 	if (!sa || len < (socklen_t)sizeof(sa_family_t))
 		return 0;
 	/* A truncated address cannot match a rule: refuse it. */
@@ -232,11 +314,10 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 	} else {
 		return 1; /* Unix sockets have no address to check */
 	}
-	for (i = 0; i < c->n_rules; i++) {
-		any_allow |= c->rules[i].allow;
-		if (!cidr_match(&c->rules[i], family, addr))
+	for (i = 0; i < n; i++) {
+		if (!cidr_match(&rules[i], family, addr))
 			continue;
-		if (!c->rules[i].allow)
+		if (!rules[i].allow)
 			return 0;
 		allowed = 1;
 	}

@@ -80,6 +80,12 @@ enum opt_id {
 	O_STDERR,
 	O_SIGNAL,
 	O_KILL_AFTER,
+	O_IPV4,
+	O_IPV6,
+	O_SOURCE,
+	O_ALLOW_FILE,
+	O_DENY_FILE,
+	O_VERIFY_CLIENT,
 	O_PROXY,
 	O_PROXY_AUTH,
 	O_FORWARD_ALLOW,
@@ -116,7 +122,7 @@ const struct xp_cli_option xp_cli_options[] = {
 	"socks5/http-proxy: clients must authenticate as USER:PASS"),
     VAL(O_FORWARD_ALLOW, "forward-allow", 0, "CIDR", NULL, SRV, XP_GRP_COMMAND,
 	"socks5/http-proxy: allow only targets in CIDR (repeatable)"),
-    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI, XP_GRP_COMMAND,
+    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI | PIP, XP_GRP_COMMAND,
 	"retry connecting until the server is up (exit 75 if not)"),
     FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
 	 "connect, then exit 0 at once (69 if unreachable)"),
@@ -146,9 +152,13 @@ const struct xp_cli_option xp_cli_options[] = {
     VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, XP_GRP_SERVER,
 	"N event loops on N threads (default 1)"),
     VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"accept peers in CIDR (repeatable)"),
+	"accept peers in CIDR or at HOST (repeatable)"),
     VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
-	"refuse peers in CIDR (repeatable)"),
+	"refuse peers in CIDR or at HOST (repeatable)"),
+    VAL(O_ALLOW_FILE, "allow-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"accept peers matching a rule in FILE"),
+    VAL(O_DENY_FILE, "deny-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+	"refuse peers matching a rule in FILE"),
     VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
 	"write the bound port to FILE when ready"),
     VAL(O_HANDSHAKE_TIMEOUT, "handshake-timeout", 0, "SECONDS", NULL, SRV | SUB | PIP,
@@ -169,6 +179,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"SNI and verified name (default: host of ADDR)"),
     VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
 	"comma-separated ALPN protocols to offer or accept"),
+    VAL(O_VERIFY_CLIENT, "verify-client", 0, "MODE", "require optional", SRV | SUB | PIP,
+	XP_GRP_TLS, "client certificate: require (default) or optional"),
 
     /* stream options */
     VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
@@ -196,6 +208,10 @@ const struct xp_cli_option xp_cli_options[] = {
      "per-connection stats on stderr at exit (=json for JSON)"},
     FLAG(O_PROGRESS, "progress", 0, STREAM, XP_GRP_STREAM,
 	 "live progress line while stderr is a terminal"),
+    FLAG(O_IPV4, "ipv4", '4', STREAM | UDP, XP_GRP_STREAM, "IPv4 only (names, listeners, :PORT)"),
+    FLAG(O_IPV6, "ipv6", '6', STREAM | UDP, XP_GRP_STREAM, "IPv6 only (names, listeners, :PORT)"),
+    VAL(O_SOURCE, "source", 's', "ADDR", NULL, SRV | CLI | SUB | PIP, XP_GRP_STREAM,
+	"bind outgoing sockets to HOST, HOST:PORT or :PORT"),
     VAL(O_PROXY, "proxy", 0, "URL", NULL, STREAM, XP_GRP_STREAM,
 	"connect through http://, socks5:// or socks4a://[U:P@]HOST:PORT"),
 
@@ -584,6 +600,37 @@ static int parse_addr(struct parser *p, const char *what, const char *s, enum ro
 	return 0;
 }
 
+/* --source: HOST, [V6], V6, HOST:PORT, [V6]:PORT or :PORT (port 0 or
+ * none: the kernel picks the port). */
+static int parse_source(struct parser *p, const char *s, struct xp_cli_addr *a)
+{
+	const char *msg = NULL;
+	size_t n = strlen(s);
+
+	memset(a, 0, sizeof(*a));
+	a->kind = XP_ADDR_HOSTPORT;
+	p->out->has_source = 1;
+	if (n > 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (copy(a->host, sizeof(a->host), s + 1, n - 2) || !is_v6(a->host))
+			msg = "invalid IPv6 address";
+		a->is_v6_literal = 1;
+	} else if (is_v6(s)) {
+		copy(a->host, sizeof(a->host), s, n);
+		a->is_v6_literal = 1;
+	} else if (*s == '[' || strchr(s, ':')) {
+		msg = parse_hostport(s, ROLE_SERVER, a);
+	} else if (!*s) {
+		msg = "empty address";
+	} else if (copy(a->host, sizeof(a->host), s, n)) {
+		msg = "host name too long";
+	} else {
+		msg = check_host(a->host);
+	}
+	if (msg)
+		return fail(p, "--source '%s': %s", s, msg);
+	return 0;
+}
+
 /* CIDR: an IPv4 or IPv6 address with an optional /PREFIX. */
 static int parse_cidr(const char *s, struct xp_cli_cidr *r)
 {
@@ -889,6 +936,18 @@ static int set_count(struct parser *p, const struct xp_cli_option *o, const char
 	return 0;
 }
 
+int xp_cli_parse_rule(const char *s, struct xp_cli_cidr *r)
+{
+	if (!parse_cidr(s, r))
+		return 0;
+	memset(r, 0, sizeof(*r));
+	/* Digits, dots, colons or a slash: a CIDR gone wrong, not a name. */
+	if (strpbrk(s, ":/") || !*s || check_host(s))
+		return -1;
+	r->name = s;
+	return 1;
+}
+
 static int add_rule(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
@@ -896,9 +955,16 @@ static int add_rule(struct parser *p, const struct xp_cli_option *o, const char 
 
 	if (c->n_rules >= XP_CLI_MAX_RULES)
 		return fail(p, "--%s: too many rules (at most %d)", o->name, XP_CLI_MAX_RULES);
-	if (parse_cidr(v, r))
-		return fail(p, "--%s: invalid CIDR '%s'", o->name, v);
-	r->allow = o->id == O_ALLOW;
+	if (o->id == O_ALLOW_FILE || o->id == O_DENY_FILE) {
+		if (!*v)
+			return fail(p, "--%s: empty value", o->name);
+		memset(r, 0, sizeof(*r));
+		r->name = v;
+		r->file = 1;
+	} else if (xp_cli_parse_rule(v, r) < 0) {
+		return fail(p, "--%s: invalid CIDR or host name '%s'", o->name, v);
+	}
+	r->allow = o->id == O_ALLOW || o->id == O_ALLOW_FILE;
 	c->n_rules++;
 	return 0;
 }
@@ -980,6 +1046,14 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 	case O_PROGRESS:
 		c->progress = 1;
 		return 0;
+	case O_IPV4:
+		c->family = AF_INET;
+		return 0;
+	case O_IPV6:
+		c->family = AF_INET6;
+		return 0;
+	case O_SOURCE:
+		return parse_source(p, v, &c->source);
 	case O_PROXY: {
 		const char *msg = parse_proxy_url(v, &c->proxy);
 
@@ -992,6 +1066,7 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char *v)
 {
 	struct xp_cli *c = p->out;
+	int k;
 
 	switch (o->id) {
 	case O_TLS:
@@ -1020,6 +1095,11 @@ static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char
 		if (check_alpn(v))
 			return fail(p, "--alpn: invalid protocol list '%s'", v);
 		c->alpn = v;
+		return 0;
+	case O_VERIFY_CLIENT:
+		if (choose(p, o, v, &k))
+			return XP_CLI_USAGE;
+		c->verify_client_optional = k == 1;
 		return 0;
 	}
 	return -1;
@@ -1057,6 +1137,8 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_ALLOW:
 	case O_DENY:
+	case O_ALLOW_FILE:
+	case O_DENY_FILE:
 		return add_rule(p, o, v);
 	case O_HANDSHAKE_TIMEOUT:
 		return set_seconds(p, o, v, &c->handshake_timeout);
@@ -1363,10 +1445,11 @@ static int need(struct parser *p, const int *ids, size_t n, int ok, const char *
 #define NEED(p, ids, ok, what) need(p, ids, sizeof(ids) / sizeof(ids[0]), ok, what)
 
 static const int server_ids[] = {
-    O_KEEP_OPEN, O_ONCE,  O_MAX_CONNS, O_BACKLOG,   O_REUSE_PORT,
-    O_WORKERS,	 O_ALLOW, O_DENY,      O_PORT_FILE,
+    O_KEEP_OPEN, O_ONCE, O_MAX_CONNS, O_BACKLOG,    O_REUSE_PORT, O_WORKERS,
+    O_ALLOW,	 O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE,
 };
-static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE};
+static const int wait_ids[] = {O_WAIT_FOR};
+static const int ip_only_ids[] = {O_ALLOW, O_DENY, O_PORT_FILE, O_ALLOW_FILE, O_DENY_FILE};
 static const int tls_ids[] = {
     O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
 };
@@ -1376,22 +1459,30 @@ static int is_tls_ep(const struct xp_cli_endpoint *e)
 	return e->kind == XP_EP_TLS || e->kind == XP_EP_TLS_LISTEN;
 }
 
-/* --handshake-timeout is about TLS servers only. */
+/* --handshake-timeout and --verify-client are about TLS servers only. */
 static int check_handshake_timeout(struct parser *p)
 {
-	static const int ids[] = {O_HANDSHAKE_TIMEOUT};
+	static const int ids[] = {O_HANDSHAKE_TIMEOUT, O_VERIFY_CLIENT};
+	static const int vc[] = {O_VERIFY_CLIENT};
 	const struct xp_cli *c = p->out;
+	int rc;
 
 	switch (p->cmd) {
 	case XP_CMD_PIPE:
-		return NEED(p, ids,
-			    c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
-			    "a tls-listen: endpoint");
+		rc = NEED(p, ids,
+			  c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
+			  "a tls-listen: endpoint");
+		break;
 	case XP_CMD_SUBPROCESS:
-		return NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+		rc = NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+		break;
 	default:
-		return NEED(p, ids, c->tls, "--tls");
+		rc = NEED(p, ids, c->tls, "--tls");
+		break;
 	}
+	if (rc)
+		return rc;
+	return NEED(p, vc, p->seen[O_CA] || p->seen[O_PIN], "--ca or --pin");
 }
 
 static int check_tls(struct parser *p)
@@ -1529,6 +1620,12 @@ static int is_connect_ep(const struct xp_cli_endpoint *e)
 	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS;
 }
 
+/* The endpoints --wait-for retries. */
+static int is_dial_ep(const struct xp_cli_endpoint *e)
+{
+	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS || e->kind == XP_EP_UNIX;
+}
+
 static int finish_pipe(struct parser *p)
 {
 	struct xp_cli *c = p->out;
@@ -1547,6 +1644,8 @@ static int finish_pipe(struct parser *p)
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),
 		 "a tcp-listen:, tls-listen: or udp-listen: endpoint") ||
+	    NEED(p, wait_ids, is_dial_ep(&c->ep[0]) || is_dial_ep(&c->ep[1]),
+		 "a tcp:, tls: or unix: endpoint") ||
 	    conflict(p, O_ONCE, O_KEEP_OPEN) ||
 	    NEED(p, proxy_ids, is_connect_ep(&c->ep[0]) || is_connect_ep(&c->ep[1]),
 		 "a tcp: or tls: endpoint"))
@@ -1556,6 +1655,134 @@ static int finish_pipe(struct parser *p)
 		return fail(p, "--keep-open needs exactly one listening "
 			       "endpoint");
 	return check_tls(p);
+}
+
+/* The other family's literal can never be reached or bound under -4/-6. */
+static int check_literal_family(struct parser *p, const char *what, const struct xp_cli_addr *a)
+{
+	unsigned char buf[4];
+	int fam = p->out->family;
+
+	if (!fam || a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+		return 0;
+	if (fam == AF_INET && a->is_v6_literal)
+		return fail(p, "-4: %s [%s]:%s is an IPv6 address", what, a->host, a->port);
+	if (fam == AF_INET6 && inet_pton(AF_INET, a->host, buf) == 1)
+		return fail(p, "-6: %s %s:%s is an IPv4 address", what, a->host, a->port);
+	return 0;
+}
+
+/* AF_INET or AF_INET6 for an address literal, else 0 (a name, :PORT). */
+static int literal_family(const struct xp_cli_addr *a)
+{
+	unsigned char buf[4];
+
+	if (a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+		return 0;
+	if (a->is_v6_literal)
+		return AF_INET6;
+	return inet_pton(AF_INET, a->host, buf) == 1 ? AF_INET : 0;
+}
+
+static const char *family_name(int fam)
+{
+	return fam == AF_INET ? "IPv4" : "IPv6";
+}
+
+/* A TCP connection to a is made to the --proxy, when there is one. */
+static const struct xp_cli_addr *tcp_target(const struct xp_cli *c, const struct xp_cli_addr *a)
+{
+	return c->proxy.kind ? &c->proxy.addr : a;
+}
+
+/* The outgoing addresses --source applies to, and whether one exists. */
+static int source_targets(const struct xp_cli *c, const struct xp_cli_addr **t, int *n)
+{
+	*n = 0;
+	switch (c->command) {
+	case XP_CMD_TCP_CLIENT:
+		t[(*n)++] = tcp_target(c, &c->addr);
+		break;
+	case XP_CMD_SUBPROCESS:
+		if (c->sub_mode == XP_SUB_CONNECT)
+			t[(*n)++] = tcp_target(c, &c->sub_addr);
+		break;
+	case XP_CMD_TCP_SERVER:
+		if (c->proto == XP_PROTO_FORWARD)
+			t[(*n)++] = tcp_target(c, &c->forward);
+		break;
+	case XP_CMD_PIPE:
+		for (int i = 0; i < 2; i++)
+			if (c->ep[i].kind == XP_EP_TCP || c->ep[i].kind == XP_EP_TLS)
+				t[(*n)++] = tcp_target(c, &c->ep[i].addr);
+			else if (c->ep[i].kind == XP_EP_UDP)
+				t[(*n)++] = &c->ep[i].addr;
+		break;
+	default:
+		break;
+	}
+	for (int i = 0; i < *n; i++)
+		if (t[i]->kind == XP_ADDR_HOSTPORT)
+			return 1;
+	return 0;
+}
+
+/* --source needs an IP connection to bind, of its own family. */
+static int check_source(struct parser *p)
+{
+	const struct xp_cli *c = p->out;
+	const struct xp_cli_addr *t[2];
+	int n, sf = literal_family(&c->source);
+
+	if (!c->has_source)
+		return 0;
+	if (!source_targets(c, t, &n))
+		return fail(p, "--source requires a TCP or UDP address to connect to%s",
+			    p->cmd == XP_CMD_TCP_SERVER	  ? " (--forward)"
+			    : p->cmd == XP_CMD_SUBPROCESS ? " (--connect)"
+			    : p->cmd == XP_CMD_PIPE	  ? " (tcp:, tls: or udp:)"
+							  : "");
+	if (sf && c->family && sf != c->family)
+		return fail(p, "%s: --source %s is an %s address",
+			    c->family == AF_INET ? "-4" : "-6", c->source.host, family_name(sf));
+	for (int i = 0; i < n && sf; i++) {
+		int tf = literal_family(t[i]);
+
+		if (tf && tf != sf)
+			return fail(p, "--source %s is an %s address, %s is %s", c->source.host,
+				    family_name(sf), t[i]->host, family_name(tf));
+	}
+	return 0;
+}
+
+static int check_family(struct parser *p)
+{
+	const struct xp_cli *c = p->out;
+
+	if (p->seen[O_IPV4] && p->seen[O_IPV6])
+		return fail(p, "-4 and -6 cannot be used together");
+	/* With --proxy, TCP goes to the proxy: the target is its business. */
+	if (c->proxy.kind && check_literal_family(p, "--proxy", &c->proxy.addr))
+		return XP_CLI_USAGE;
+	switch (p->cmd) {
+	case XP_CMD_PIPE:
+		for (int i = 0; i < 2; i++)
+			if ((!c->proxy.kind || !is_connect_ep(&c->ep[i])) &&
+			    check_literal_family(p, "endpoint", &c->ep[i].addr))
+				return XP_CLI_USAGE;
+		return 0;
+	case XP_CMD_SUBPROCESS:
+		return c->proxy.kind ? 0 : check_literal_family(p, "ADDR", &c->sub_addr);
+	case XP_CMD_TCP_SERVER:
+		if (c->proto == XP_PROTO_FORWARD && !c->proxy.kind &&
+		    check_literal_family(p, "--forward", &c->forward))
+			return XP_CLI_USAGE;
+		/* fall through */
+	default:
+		return p->cmd == XP_CMD_TCP_CLIENT && c->proxy.kind
+			   ? 0
+			   : check_literal_family(p, "ADDR", &c->addr);
+	}
 }
 
 static int finish(struct parser *p)
@@ -1572,7 +1799,7 @@ static int finish(struct parser *p)
 	if (p->cmd != XP_CMD_SUBPROCESS && p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
 	if (conflict(p, O_QUIET, O_VERBOSE) || conflict(p, O_SEND_ONLY, O_RECV_ONLY) ||
-	    check_watermarks(p) || finishers[p->cmd](p))
+	    check_watermarks(p) || finishers[p->cmd](p) || check_family(p) || check_source(p))
 		return XP_CLI_USAGE;
 	/* 0 means "no limit" for these two; callers only test < 0. */
 	if (c->idle_timeout == 0)

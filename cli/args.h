@@ -23,6 +23,10 @@
 #define XP_CLI_USAGE 64	 /* err holds a one-line message, no prefix */
 
 int xp_cli_parse(int argc, char **argv, struct xp_cli *out, char *err, size_t errlen);
+/* One --allow/--deny value (rule files use it too): 0 for a CIDR (r
+ * filled), 1 for a host name (r->name = s, to be resolved), -1 if s is
+ * neither. */
+int xp_cli_parse_rule(const char *s, struct xp_cli_cidr *r);
 
 /* Bit of a command in xp_cli_option.commands; XP_CMD_NONE = before it. */
 #define XP_IN(cmd) (1u << (cmd))

@@ -80,6 +80,7 @@ struct efact {
 	xp_relay *r;
 	int end;
 	char name[320];
+	struct xp_dial dial; /* tcp:, tls:, unix: */
 };
 
 static struct efact *efact_new(struct pipe_ctx *px, xp_relay *r, int end)
@@ -139,6 +140,24 @@ static void connect_done(xp_future *fut, void *arg)
 	free(f);
 }
 
+/* The end of a dial; fut NULL and -ECANCELED: the run stopped while it
+ * waited to retry, and the end must still wind its relay down. */
+static void dial_done(struct xp_dial *d, xp_future *fut, int err)
+{
+	struct efact *f = XP_CONTAINER_OF(d, struct efact, dial);
+
+	if (err && (err != -ECANCELED || !fut)) {
+		int st = xp_dial_fail(d, err, first_failure(f->px) && err != -ECANCELED);
+
+		if (err != -ECANCELED)
+			xp_run_fail(&f->px->run, st);
+		xp_relay_fail_end(f->r, f->end, err);
+	} else if (!err) {
+		xp_log(1, "connected to %s", f->name);
+	}
+	free(f);
+}
+
 static void exec_done(xp_future *fut, void *arg)
 {
 	struct efact *f = arg;
@@ -179,22 +198,25 @@ static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 {
 	const struct xp_cli_endpoint *e = &px->cli->ep[i];
 	struct efact *f = efact_new(px, r, i);
-	xp_connect_opts o;
-	xp_proxy proxy;
+	struct xp_dial *d;
 
 	if (!f) {
 		xp_relay_fail_end(r, i, -ENOMEM);
 		return;
 	}
-	memset(&o, 0, sizeof(o));
-	o.timeout = px->cli->connect_timeout > 0 ? px->cli->connect_timeout : 0;
-	o.proxy = xp_cli_proxy(px->cli, &proxy);
+	xp_cli_conn_name(px->cli, &e->addr, f->name, sizeof(f->name));
+	d = &f->dial;
+	d->run = &px->run;
+	d->addr = &e->addr;
+	d->name = f->name;
 	if (tls) {
-		o.tls = px->tls_client;
-		o.server_hostname = px->cli->servername;
+		d->opts.tls = px->tls_client;
+		d->opts.server_hostname = px->cli->servername;
 	}
-	xp_cli_addr_str(&e->addr, 0, f->name, sizeof(f->name));
-	watch(f, xp_cli_connect(px->run.loop, stream_factory, f, &e->addr, &o), connect_done);
+	d->factory = stream_factory;
+	d->arg = f;
+	d->done = dial_done;
+	xp_dial_start(d);
 }
 
 static void open_exec(struct pipe_ctx *px, xp_relay *r, int i)

@@ -180,12 +180,10 @@ static int start_connect(struct sub *s)
 	xp_proxy px;
 	xp_future *f;
 
-	memset(&o, 0, sizeof(o));
-	o.timeout = s->cli->connect_timeout > 0 ? s->cli->connect_timeout : 0;
-	o.proxy = xp_cli_proxy(s->cli, &px);
+	xp_cli_connect_opts(s->cli, &s->cli->sub_addr, &o, &px);
 	o.tls = s->tls;
 	o.server_hostname = s->cli->servername;
-	xp_cli_addr_str(&s->cli->sub_addr, 0, s->name, sizeof(s->name));
+	xp_cli_conn_name(s->cli, &s->cli->sub_addr, s->name, sizeof(s->name));
 	f = xp_cli_connect(s->run.loop, conn_factory, s, &s->cli->sub_addr, &o);
 	if (!f) {
 		xp_err("connect %s: %s", s->name, strerror(errno));

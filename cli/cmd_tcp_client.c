@@ -17,18 +17,15 @@
 #include "interactive.h"
 #include "run.h"
 
-#define RETRY_DELAY 0.2
-
 struct client {
 	struct xp_run run;
 	const struct xp_cli *cli;
 	xp_tls_ctx *tls;
 	xp_relay *relay;
 	struct xp_conn *conn;
-	double deadline; /* --wait-for, loop time; 0: no retry */
+	struct xp_dial dial; /* the connect, retried for --wait-for */
 	int interactive;
 	xp_transport *itr; /* interactive: the connected transport */
-	int last_err;
 	char name[300];
 };
 
@@ -80,33 +77,16 @@ static xp_protocol *relay_factory(void *arg)
 	return xp_relay_stream_protocol(c->relay, 0);
 }
 
-static void attempt(struct client *c);
-
-static int retry_cb(void *arg)
+static void connected(struct xp_dial *d, xp_future *f, int err)
 {
-	attempt(arg);
-	return 0;
-}
-
-static const char *what(struct client *c, int err)
-{
-	static char buf[700];
-
-	return xp_cli_connect_what(c->cli, c->name, err, buf, sizeof(buf));
-}
-
-static void connected(xp_future *f, void *arg)
-{
-	struct client *c = arg;
+	struct client *c = XP_CONTAINER_OF(d, struct client, dial);
 	struct xp_run *r = &c->run;
-	int err = xp_future_error(f);
-	double now = xp_loop_time(r->loop);
 
+	r->no_more = 1;
 	if (!err) {
 		xp_transport *t = xp_future_result(f);
 
 		xp_log(1, "connected to %s", c->name);
-		r->no_more = 1;
 		if (c->cli->check) {
 			xp_transport_close(t);
 			xp_loop_stop(r->loop);
@@ -116,84 +96,46 @@ static void connected(xp_future *f, void *arg)
 		} else {
 			xp_cli_stdio_attach(r->loop, c->relay, 1, c->cli->crlf, 1);
 		}
-		xp_future_release(f);
 		return;
 	}
-	xp_future_release(f);
 	if (err == -ECONNRESET && c->cli->check) {
 		/* Accepted, then reset before the connect was seen: --check
 		 * asks whether the server is reachable, and it is (nc -z). */
 		xp_log(1, "connected to %s (then reset)", c->name);
-		r->no_more = 1;
 		xp_loop_stop(r->loop);
 		return;
 	}
-	c->last_err = err;
+	if (err == -ECANCELED && r->stopping) {
+		xp_loop_stop(r->loop);
+		return;
+	}
+	xp_run_fail(r, xp_dial_fail(d, err, 1));
 	if (c->relay) {
-		/* Failed after the transport existed (TLS handshake). */
+		/* Failed after the transport existed: its other end was
+		 * never opened, nothing left to wait for. */
 		xp_relay *rl = c->relay;
 
-		xp_err("%s: %s", what(c, err), xp_cli_strerror(err));
-		xp_run_fail(r, xp_cli_connect_status(err));
 		c->relay = NULL;
-		r->no_more = 1;
-		/* Its other end was never opened: nothing left to wait for. */
 		xp_relay_fail_end(rl, 0, err);
-		xp_loop_stop(r->loop);
-		return;
 	}
-	if (c->deadline > 0 && !r->stopping && now + RETRY_DELAY < c->deadline) {
-		xp_log(1, "%s: %s (retrying)", what(c, err), xp_cli_strerror(err));
-		xp_call_later(r->loop, RETRY_DELAY, retry_cb, c);
-		return;
-	}
-	if (c->deadline > 0) {
-		xp_err("%s: not reachable within %g s: %s", what(c, err), c->cli->wait_for,
-		       xp_cli_strerror(err));
-		xp_run_fail(r, XP_EXIT_TEMPFAIL);
-	} else {
-		xp_err("%s: %s", what(c, err), xp_cli_strerror(err));
-		xp_run_fail(r, xp_cli_connect_status(err));
-	}
-	r->no_more = 1;
 	xp_loop_stop(r->loop);
 }
 
-static void attempt(struct client *c)
+static void start(struct client *c)
 {
 	const struct xp_cli *cli = c->cli;
-	xp_connect_opts o;
-	xp_proxy px;
-	xp_future *f;
-	double t = cli->connect_timeout > 0 ? cli->connect_timeout : 0;
+	struct xp_dial *d = &c->dial;
 
-	if (c->run.stopping) {
-		xp_loop_stop(c->run.loop);
-		return;
-	}
-	memset(&o, 0, sizeof(o));
-	if (c->deadline > 0) {
-		double left = c->deadline - xp_loop_time(c->run.loop);
-
-		if (left < 0.05)
-			left = 0.05;
-		if (!t || left < t)
-			t = left;
-	}
-	o.timeout = t;
-	o.tls = c->tls;
-	o.server_hostname = cli->servername;
-	o.proxy = xp_cli_proxy(cli, &px);
-	f = xp_cli_connect(c->run.loop, cli->check || c->interactive ? hold_factory : relay_factory,
-			   c, &cli->addr, &o);
-	if (!f) {
-		xp_err("connect %s: %s", c->name, strerror(errno));
-		xp_run_fail(&c->run, XP_EXIT_FAIL);
-		c->run.no_more = 1;
-		xp_loop_stop(c->run.loop);
-		return;
-	}
-	xp_future_add_done_callback(f, connected, c);
+	d->run = &c->run;
+	d->addr = &cli->addr;
+	d->name = c->name;
+	d->opts.tls = c->tls;
+	d->opts.server_hostname = cli->servername;
+	d->factory = cli->check || c->interactive ? hold_factory : relay_factory;
+	d->arg = c;
+	d->done = connected;
+	d->no_retry_reset = cli->check;
+	xp_dial_start(d);
 }
 
 static int run_interactive(struct client *c)
@@ -218,7 +160,7 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	memset(&c, 0, sizeof(c));
 	c.cli = cli;
 	xp_log_init(cli);
-	xp_cli_addr_str(&cli->addr, 0, c.name, sizeof(c.name));
+	xp_cli_conn_name(cli, &cli->addr, c.name, sizeof(c.name));
 #ifdef XP_HAVE_READLINE
 	c.interactive = !cli->check && !cli->no_readline && !cli->one_way && isatty(0) &&
 			isatty(1) && xp_cli_interactive_available();
@@ -234,9 +176,7 @@ int xp_cmd_tcp_client(const struct xp_cli *cli)
 	c.run.at_once = 1;
 	if ((st = xp_run_signals(&c.run)) != 0)
 		return st;
-	if (cli->wait_for >= 0)
-		c.deadline = xp_loop_time(c.run.loop) + cli->wait_for;
-	attempt(&c);
+	start(&c);
 	st = xp_run_loop(&c.run);
 	if (c.itr && !c.run.status_set)
 		st = run_interactive(&c);

@@ -87,16 +87,15 @@ static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loo
 	xp_proxy px;
 
 	memset(&fo, 0, sizeof(fo));
+	xp_cli_connect_opts(s->cli, a, &fo.connect, &px); /* px copied by xp_forward_new */
 	if (a->kind == XP_ADDR_HOSTPORT) {
-		fo.host = a->host[0] ? a->host : "localhost";
+		fo.host = xp_cli_client_host(a, s->cli->family);
 		fo.port = a->port;
 	} else {
 		snprintf(path, sizeof(path), "%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
 			 a->path);
 		fo.unix_path = path; /* copied by xp_forward_new */
 	}
-	fo.connect.timeout = s->cli->connect_timeout > 0 ? s->cli->connect_timeout : 0;
-	fo.connect.proxy = xp_cli_proxy(s->cli, &px); /* copied by xp_forward_new */
 	xp_run_relay_opts(c, &fo.relay);
 	xp_cli_one_way(s->cli, &fo.relay, 0);
 	return xp_forward_new(loop, &fo);
@@ -118,6 +117,7 @@ static xp_protocol *start_tunnel(struct srv *s, struct xp_conn *c, xp_loop *loop
 		so.allow_arg = (void *)cli;
 	}
 	so.connect.timeout = cli->connect_timeout > 0 ? cli->connect_timeout : 0;
+	so.connect.family = cli->family; /* -4/-6: the targets' names too */
 	xp_run_relay_opts(c, &so.relay);
 	if (cli->proto == XP_PROTO_SOCKS5)
 		return xp_socks5_new(loop, &so);

@@ -311,11 +311,13 @@ static int udp_open(struct udp *u)
 
 	memset(&o, 0, sizeof(o));
 	o.reuse_port = c->reuse_port;
-	if (c->addr.host[0]) {
-		o.local_host = c->addr.host;
+	o.family = c->family;
+	if (c->addr.host[0] || c->family == AF_INET) {
+		o.local_host = c->addr.host[0] ? c->addr.host : "0.0.0.0";
 		o.local_port = c->addr.port;
 	} else {
-		err = xp_cli_udp_any_socket(c->addr.port, c->reuse_port, &fd);
+		o.family = 0; /* use_sock takes no address options */
+		err = xp_cli_udp_any_socket(c->addr.port, c->family, c->reuse_port, &fd);
 		if (err == 0) {
 			o.use_sock = 1;
 			o.sock = fd;

@@ -324,24 +324,25 @@ static xp_protocol *dgl_factory(void *arg)
 /* ---- binding ---- */
 
 /* All interfaces: one dual-stack IPv6 socket (IPv4 peers arrive
- * v4-mapped); 1 where IPv6 is missing, to bind IPv4 alone. */
-int xp_cli_udp_any_socket(const char *port, int reuse_port, int *fdp)
+ * v4-mapped); 1 where IPv6 is missing, to bind IPv4 alone.  AF_INET6
+ * (-6): IPv6 alone, and no IPv4 fallback. */
+int xp_cli_udp_any_socket(const char *port, int family, int reuse_port, int *fdp)
 {
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
-	int fd, off = 0, on = 1;
+	int fd, v6only = family == AF_INET6, on = 1;
 
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return errno == EAFNOSUPPORT ? 1 : -errno;
+		return errno == EAFNOSUPPORT && !v6only ? 1 : -errno;
 	a6.sin6_port = htons((uint16_t)atoi(port));
-	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	if (reuse_port)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
 	if (bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0) {
 		int e = errno;
 
 		close(fd);
-		return e == EADDRNOTAVAIL ? 1 : -e;
+		return e == EADDRNOTAVAIL && !v6only ? 1 : -e;
 	}
 	*fdp = fd;
 	return 0;
@@ -404,12 +405,14 @@ static int dgl_bind(struct xp_dgl *l, const struct xp_cli_addr *a, xp_datagram_o
 	memset(o, 0, sizeof(*o));
 	if (a->kind != XP_ADDR_HOSTPORT) {
 		err = unixgram_bind(l, a, &fd);
-	} else if (a->host[0]) {
-		o->local_host = a->host;
+	} else if (a->host[0] || l->cli->family == AF_INET) {
+		o->local_host = a->host[0] ? a->host : "0.0.0.0";
 		o->local_port = a->port;
 		o->reuse_port = l->cli->reuse_port;
+		o->family = l->cli->family;
 		return 0;
-	} else if ((err = xp_cli_udp_any_socket(a->port, l->cli->reuse_port, &fd)) > 0) {
+	} else if ((err = xp_cli_udp_any_socket(a->port, l->cli->family, l->cli->reuse_port, &fd)) >
+		   0) {
 		o->local_host = "0.0.0.0";
 		o->local_port = a->port;
 		o->reuse_port = l->cli->reuse_port;

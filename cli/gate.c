@@ -100,7 +100,7 @@ static int gate_accept(void *arg, xp_server *s, int fd, const xp_sockaddr *peer)
 	return 0;
 }
 
-/* The accept filter above, and --handshake-timeout: a TLS client that
+/* The accept filter above, -4/-6, and --handshake-timeout: a TLS client that
  * never finishes its handshake would hold a descriptor (and, with
  * --max-conns, a slot) for ever.  "None" is as good as for ever. */
 void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
@@ -109,6 +109,7 @@ void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
 
 	so->accept_filter = gate_accept;
 	so->accept_filter_arg = cfg;
+	so->family = c->family; /* -4/-6; Unix listeners ignore it */
 	if (so->tls)
 		so->tls_handshake_timeout = c->handshake_timeout < 0 ? 1e9 : c->handshake_timeout;
 }

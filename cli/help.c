@@ -297,6 +297,11 @@ static void print_rules(FILE *f, const struct xp_cli *c)
 	for (i = 0; i < c->n_rules; i++) {
 		const struct xp_cli_cidr *r = &c->rules[i];
 
+		if (!r->family) {
+			fprintf(f, "rule=%s %s %s\n", r->allow ? "allow" : "deny",
+				r->file ? "file" : "host", r->name);
+			continue;
+		}
 		inet_ntop(r->family, r->addr, buf, sizeof(buf));
 		fprintf(f, "rule=%s %s/%u\n", r->allow ? "allow" : "deny", buf, r->prefix);
 	}
@@ -312,8 +317,9 @@ static void print_tls(FILE *f, const struct xp_cli *c)
 	for (i = 0; c->has_pin && i < 32; i++)
 		fprintf(f, "%02x", c->pin[i]);
 	fprintf(f, "\nhandshake_timeout=%g\n", c->handshake_timeout);
-	fprintf(f, "servername=%s alpn=%s\n", c->servername ? c->servername : "",
-		c->alpn ? c->alpn : "");
+	fprintf(f, "servername=%s alpn=%s verify_client_optional=%d\n",
+		c->servername ? c->servername : "", c->alpn ? c->alpn : "",
+		c->verify_client_optional);
 }
 
 /* The resolved configuration as key=value lines (hidden --parse-only). */
@@ -330,7 +336,9 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 		"connect_timeout=%g\n",
 		c->half_close, c->eof_timeout, c->idle_timeout, c->connect_timeout);
 	fprintf(f, "hexdump=%d stats=%d progress=%d\n", c->hexdump, (int)c->stats, c->progress);
-	fprintf(f, "one_way=%d\n", c->one_way);
+	fprintf(f, "one_way=%d family=%d\n", c->one_way, c->family);
+	if (c->has_source)
+		print_addr(f, "source", &c->source);
 	print_tls(f, c);
 	fprintf(f,
 		"keep_open=%d resolved_keep_open=%d once=%d "

@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "cmd.h"
+#include "prep.h"
 
 /*
  * The library's header is found when building with the Makefile (-Isrc);
@@ -127,7 +128,8 @@ int main(int argc, char **argv)
 	switch (rc) {
 	case XP_CLI_OK:
 		raise_fd_limit();
-		return run(&cli);
+		rc = xp_cli_prepare(&cli);
+		return rc ? rc : run(&cli);
 	case XP_CLI_HELP:
 		xp_cli_usage(stdout, cli.command);
 		return finish_stdout();

@@ -10,6 +10,7 @@
 #ifndef XPORT_CLI_OPTS_H
 #define XPORT_CLI_OPTS_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 
 #define XPORT_VERSION "0.1.0"
@@ -62,12 +63,17 @@ struct xp_cli_endpoint {
 	int fd;
 };
 
-/* One --allow/--deny rule; the rules keep the order of the command line. */
+/* One --allow/--deny rule; the rules keep the order of the command line.
+ * A rule the parser cannot settle has family 0 and a name: a host name
+ * (--allow HOST) or, with file set, a rule file (--allow-file FILE);
+ * xp_cli_prepare() turns those into addresses (xp_cli.acl). */
 struct xp_cli_cidr {
 	int family;		/* AF_INET or AF_INET6 */
 	unsigned char addr[16]; /* network byte order, host bits zeroed */
 	unsigned int prefix;	/* 0..32 or 0..128 */
 	int allow;		/* 1 --allow, 0 --deny */
+	const char *name;
+	int file;
 };
 
 #define XP_CLI_MAX_RULES 64
@@ -135,6 +141,16 @@ struct xp_cli {
 	int hexdump;
 	enum xp_cli_stats stats;
 	int progress;
+	int family; /* -4 AF_INET, -6 AF_INET6, else AF_UNSPEC (0) */
+	/* --source: host may be empty (:PORT), port empty (HOST alone). */
+	int has_source;
+	struct xp_cli_addr source;
+	/* Filled at start by xp_cli_prepare() (prep.c): the source address
+	 * of each family (family 0: none), and the family a name listed
+	 * first (0 for :PORT, which binds either). */
+	struct sockaddr_in source4;
+	struct sockaddr_in6 source6;
+	int source_first;
 
 	/* TLS */
 	int tls; /* --tls (never set for pipe) */
@@ -145,7 +161,8 @@ struct xp_cli {
 	int has_pin;
 	unsigned char pin[32]; /* raw SHA-256 of the DER certificate */
 	const char *servername;
-	const char *alpn; /* validated comma-separated list */
+	const char *alpn;	    /* validated comma-separated list */
+	int verify_client_optional; /* --verify-client optional */
 
 	/* server */
 	int keep_open; /* XP_KEEP_OPEN_DEFAULT, 0 or 1 */
@@ -156,6 +173,11 @@ struct xp_cli {
 	unsigned int workers; /* default 1 */
 	unsigned int n_rules;
 	struct xp_cli_cidr rules[XP_CLI_MAX_RULES];
+	/* The rules in force, made by xp_cli_prepare(): rules[] with names
+	 * resolved and files read, in order (heap, kept until exit).  NULL
+	 * before: rules[] is matched as it is. */
+	struct xp_cli_cidr *acl;
+	unsigned int n_acl;
 	const char *port_file;
 	double handshake_timeout; /* TLS servers; default 10; <0: none */
 

@@ -40,6 +40,16 @@ const char *xp_cli_strerror(int err);
 void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t size);
 xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
 			 const struct xp_cli_addr *a, const xp_server_opts *o);
+/* The host a client connects to: ADDR's, or localhost (of family). */
+const char *xp_cli_client_host(const struct xp_cli_addr *a, int family);
+/* Zeroes o, then sets what the command line says about every outgoing
+ * connection to a: --connect-timeout, -4/-6, --source and --proxy (px
+ * holds it; -4/-6 and --source then apply to the connection to the
+ * proxy). */
+void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o,
+			 xp_proxy *px);
+/* a as xp_cli_addr_str shows it, and " from SOURCE" with --source. */
+void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char *buf, size_t size);
 xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
 			  const struct xp_cli_addr *a, const xp_connect_opts *o);
 int xp_cli_connect_status(int err); /* 69, 75 or 1 */
@@ -205,6 +215,37 @@ xp_protocol *xp_gate_factory(void *cfg); /* cfg: struct xp_gate_cfg * */
  * filter and the TLS handshake timeout. */
 void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so);
 
+/* ---- dial.c ---- */
+/* One outgoing connection (tcp-client; pipe's tcp:, tls:, unix:),
+ * retried until --wait-for is spent.  The caller fills run, addr, name,
+ * factory/arg, done, and opts.tls / opts.server_hostname; the rest of
+ * opts comes from the command line (xp_cli_connect_opts). */
+struct xp_dial;
+/* Called once: err 0 and f (its result the transport), or the final
+ * error (f NULL when no attempt could be started, or when the run
+ * stopped during the wait: -ECANCELED).  f is released after it returns. */
+typedef void (*xp_dial_done)(struct xp_dial *d, xp_future *f, int err);
+struct xp_dial {
+	struct xp_run *run;
+	const struct xp_cli_addr *addr;
+	const char *name; /* for messages */
+	xp_connect_opts opts;
+	xp_proxy proxy; /* opts.proxy points here */
+	xp_protocol_factory factory;
+	void *arg;
+	xp_dial_done done;
+	int no_retry_reset; /* a reset answers the question (--check) */
+	/* state */
+	double timeout, deadline; /* per attempt; loop time, 0: no retry */
+	xp_handle *retry;
+	int made;    /* the factory ran: the connection was made */
+	int expired; /* the final error came when --wait-for was spent */
+};
+void xp_dial_start(struct xp_dial *d);
+/* Status of a final failure (75 once --wait-for is spent, else 69 or
+ * 1); with print, its one `xport:` line too. */
+int xp_dial_fail(const struct xp_dial *d, int err, int print);
+
 /* ---- udpadapt.c ---- */
 /* A connected UDP socket as relay end `end`: each chunk is one datagram. */
 int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
@@ -255,9 +296,10 @@ int xp_cli_dgl_sendto(struct xp_dgsender *s, const void *data, size_t len);
 void xp_cli_dgl_gone(struct xp_dgsender *s);
 void xp_cli_dgl_hold(struct xp_dgsender *s, int delta);
 void xp_cli_dgl_congested(struct xp_dgsender *s, int on);
-/* All interfaces, for UDP: one dual-stack IPv6 socket; 1 where IPv6 is
- * missing (bind 0.0.0.0 instead), else 0 and *fd, or -errno. */
-int xp_cli_udp_any_socket(const char *port, int reuse_port, int *fd);
+/* All interfaces, for UDP: one dual-stack IPv6 socket (IPv6 alone for
+ * family AF_INET6); 1 where IPv6 is missing (bind 0.0.0.0 instead), else
+ * 0 and *fd, or -errno. */
+int xp_cli_udp_any_socket(const char *port, int family, int reuse_port, int *fd);
 /* unix:PATH / unix:@NAME as a socket address; -ENAMETOOLONG if it cannot be. */
 int xp_cli_unix_sockaddr(const struct xp_cli_addr *a, xp_sockaddr *out);
 

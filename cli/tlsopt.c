@@ -81,6 +81,10 @@ xp_tls_ctx *xp_cli_tls_ctx(const struct xp_cli *c, int server_side, int *status)
 		xp_tls_ctx_set_verify(ctx, 0);
 	if (c->has_pin && (err = xp_tls_ctx_set_pin(ctx, c->pin)) < 0)
 		return fail(ctx, status, XP_EXIT_FAIL, "--pin", err);
+	/* After --ca and --pin, which make a server require a certificate. */
+	if (server_side && c->verify_client_optional &&
+	    (err = xp_tls_ctx_set_verify_client(ctx, XP_VERIFY_CLIENT_OPTIONAL)) < 0)
+		return fail(ctx, status, XP_EXIT_FAIL, "--verify-client", err);
 	if (c->alpn && (err = xp_tls_ctx_set_alpn(ctx, c->alpn)) < 0)
 		return fail(ctx, status, XP_EXIT_FAIL, "--alpn", err);
 	return ctx;

@@ -473,14 +473,20 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 	struct xp_dgpeer *u;
 	xp_datagram_opts o;
 
-	xp_cli_addr_str(a, 0, addr, sizeof(addr));
+	xp_cli_conn_name(run->cli, a, addr, sizeof(addr));
 	snprintf(name, sizeof(name), "udp:%s", addr);
 	u = adapter_new(run, r, end, 2, name, linger);
 	if (!u)
 		return -ENOMEM;
 	memset(&o, 0, sizeof(o));
-	o.remote_host = a->host[0] ? a->host : "localhost";
+	o.remote_host = xp_cli_client_host(a, run->cli->family);
 	o.remote_port = a->port;
+	o.family = run->cli->family;
+	if (run->cli->has_source) {
+		/* The library binds the source of each target's family. */
+		o.local_host = run->cli->source.host[0] ? run->cli->source.host : NULL;
+		o.local_port = run->cli->source.port[0] ? run->cli->source.port : "0";
+	}
 	attach(run, u, &o);
 	return 0;
 }

@@ -57,7 +57,7 @@ _xport()
 			w=${words[i]}
 			case $w in
 			--) start=$((i + 1)); break ;;
-			--allow|--alpn|--backlog|--ca|--cert|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--key|--kill-after|--listen|--low-water|--max-conns|--pin|--port-file|--proto|--proxy|--proxy-auth|--read-size|--servername|--signal|--stderr|--wait-for|--workers|-e) ((i++)) ;;
+			--allow|--allow-file|--alpn|--backlog|--ca|--cert|--connect|--connect-timeout|--deny|--deny-file|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--key|--kill-after|--listen|--low-water|--max-conns|--pin|--port-file|--proto|--proxy|--proxy-auth|--read-size|--servername|--signal|--source|--stderr|--verify-client|--wait-for|--workers|-e|-s) ((i++)) ;;
 			-*) ;;
 			*) start=$i; break ;;
 			esac
@@ -75,7 +75,7 @@ _xport()
 	fi
 	# the value of an option
 	case $prev in
-	--ca|--cert|--key|--port-file)
+	--allow-file|--ca|--cert|--deny-file|--key|--port-file)
 		COMPREPLY=($(compgen -P "$pfx" -f -- "$cur"))
 		return ;;
 	--proto)
@@ -96,7 +96,11 @@ _xport()
 		COMPREPLY=($(compgen -P "$pfx" -W "merge separate inherit" -- "$cur"))
 		return
 		;;
-	--allow|--alpn|--backlog|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--kill-after|--listen|--low-water|--max-conns|--pin|--proxy|--proxy-auth|--read-size|--servername|--wait-for|--workers|-e)
+	--verify-client)
+		COMPREPLY=($(compgen -P "$pfx" -W "require optional" -- "$cur"))
+		return
+		;;
+	--allow|--alpn|--backlog|--connect|--connect-timeout|--deny|--eof-timeout|--exec|--forward|--forward-allow|--grace|--handshake-timeout|--high-water|--idle-timeout|--kill-after|--listen|--low-water|--max-conns|--pin|--proxy|--proxy-auth|--read-size|--servername|--source|--wait-for|--workers|-e|-s)
 		return ;;
 	esac
 	[[ $eq ]] && return 0
@@ -114,15 +118,15 @@ _xport()
 			COMPREPLY=($(compgen -W "tcp-server tcp-client udp-echo subprocess pipe help" -- "$cur"))
 		return ;;
 	tcp-server)
-		opts="--proto --exec -e --forward --proxy-auth --forward-allow --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--proto --exec -e --forward --proxy-auth --forward-allow --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	tcp-client)
-		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	udp-echo)
-		opts="--keep-open -k --reuse-port --allow --deny --port-file --high-water --low-water --read-size --hexdump -x --stats --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--keep-open -k --reuse-port --allow --deny --allow-file --deny-file --port-file --high-water --low-water --read-size --hexdump -x --stats --ipv4 -4 --ipv6 -6 --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	subprocess)
-		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
-		opts="--keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--wait-for --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)
 		return ;;
 	esac

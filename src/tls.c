@@ -500,7 +500,10 @@ static void tls_handshake_done(struct tls *s)
 	cancel_handle(&s->timer);
 	if (peer && X509_digest(peer, EVP_sha256(), s->fp, &n) == 1)
 		s->have_fp = true;
-	if (s->ctx->have_pin && (!s->have_fp || memcmp(s->fp, s->ctx->pin, 32))) {
+	/* An optional client certificate that was not sent has nothing to
+	 * match; one that was sent must match. */
+	if (s->ctx->have_pin && (s->have_fp || !s->ctx->client_optional) &&
+	    (!s->have_fp || memcmp(s->fp, s->ctx->pin, 32))) {
 		tls_handshake_failed(s, XP_EPIN, "peer certificate does not match the pin", false);
 		return;
 	}

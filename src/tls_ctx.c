@@ -30,7 +30,7 @@ static void apply_verify(xp_tls_ctx *c)
 {
 	int mode = SSL_VERIFY_PEER;
 
-	if (c->server_side)
+	if (c->server_side && !c->client_optional)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	if (c->have_pin)
 		SSL_CTX_set_verify(c->ssl_ctx, mode, verify_accept_any);
@@ -162,6 +162,18 @@ int xp_tls_ctx_set_verify(xp_tls_ctx *c, int verify)
 	if (!c)
 		return -EINVAL;
 	c->verify = verify != 0;
+	c->client_optional = false; /* on a server, verify means REQUIRE */
+	apply_verify(c);
+	return 0;
+}
+
+int xp_tls_ctx_set_verify_client(xp_tls_ctx *c, int mode)
+{
+	if (!c || !c->server_side || mode < XP_VERIFY_CLIENT_NONE ||
+	    mode > XP_VERIFY_CLIENT_REQUIRE)
+		return -EINVAL;
+	c->verify = mode != XP_VERIFY_CLIENT_NONE;
+	c->client_optional = mode == XP_VERIFY_CLIENT_OPTIONAL;
 	apply_verify(c);
 	return 0;
 }

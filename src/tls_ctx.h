@@ -15,6 +15,7 @@ struct xp_tls_ctx {
 	SSL_CTX *ssl_ctx;
 	bool server_side;
 	bool verify;
+	bool client_optional; /* servers: a client may send no certificate */
 	bool have_pin;
 	unsigned char pin[32];
 	unsigned char *alpn; /* wire format: len-prefixed names */

@@ -405,6 +405,18 @@ void xp_tls_ctx_release(xp_tls_ctx *ctx);
 int xp_tls_ctx_load_cert_chain(xp_tls_ctx *ctx, const char *cert_file, const char *key_file);
 int xp_tls_ctx_load_verify_locations(xp_tls_ctx *ctx, const char *ca_file);
 int xp_tls_ctx_set_verify(xp_tls_ctx *ctx, int verify);
+/* Servers: client certificates.  REQUIRE (what verify on, by
+ * xp_tls_ctx_set_verify, and a pin mean on a server): a client without a
+ * valid certificate fails the handshake.  OPTIONAL: a client may send
+ * none, but one it sends is verified (or must match the pin).  NONE: no
+ * certificate is asked for (verify off).  -EINVAL on a client context or
+ * for another mode. */
+enum {
+	XP_VERIFY_CLIENT_NONE = 0,
+	XP_VERIFY_CLIENT_OPTIONAL = 1,
+	XP_VERIFY_CLIENT_REQUIRE = 2,
+};
+int xp_tls_ctx_set_verify_client(xp_tls_ctx *ctx, int mode);
 /* Accept exactly the peer certificate with this SHA-256 (replaces CA and
  * host-name checks). */
 int xp_tls_ctx_set_pin(xp_tls_ctx *ctx, const unsigned char sha256[32]);

@@ -251,14 +251,17 @@ tcp-server --backlog 0 :0
 tcp-server --backlog 65536 :0
 tcp-server --workers 0 --proto echo :0
 tcp-server --workers 1025 --proto echo :0
-tcp-server --allow x :0
+tcp-server --allow x/8 :0
+tcp-server --allow -x :0
+tcp-server --allow-file '' :0
 tcp-server --allow 10.0.0.0/33 :0
 tcp-server --allow ::/129 :0
 tcp-server --allow 10.0.0.0/ :0
 tcp-server --allow 10.0.0.0/-1 :0
 tcp-server --allow 10.0.0.0/8/8 :0
 tcp-server --deny 256.0.0.0/8 :0
-tcp-server --deny localhost :0
+tcp-server --deny 1.2.3 :0
+tcp-server --deny local:host :0
 tcp-server --proto nope :0
 tcp-server --proto ECHO :0
 tcp-server --proto '' :0
@@ -475,6 +478,12 @@ tcp-server --allow 10.1.2.3/8 --deny ::1 --allow ::/0 :0 => rule=deny ::1/128
 tcp-server --allow 10.1.2.3/8 --deny ::1 --allow ::/0 :0 => rule=allow ::/0
 udp-echo :0 => resolved_keep_open=1
 udp-echo -k --reuse-port --allow 127.0.0.1 :0 => rule=allow 127.0.0.1/32
+tcp-server --allow localhost --deny-file f --allow-file g :0 => rule=allow host localhost
+tcp-server --allow localhost --deny-file f --allow-file g :0 => rule=deny file f
+tcp-server --allow localhost --deny-file f --allow-file g :0 => rule=allow file g
+tcp-client -4 127.0.0.1:1 => family=2
+tcp-client -s 127.0.0.2:7 127.0.0.1:1 => source=hostport host=127.0.0.2 port=7 path= v6=0
+pipe -6 -s :7 - tcp:x:1 => source=hostport host= port=7 path= v6=0
 pipe tcp-listen:0 - => resolved_keep_open=0
 pipe -k tcp-listen:0 exec:cat => resolved_keep_open=1
 pipe tcp-listen:0 exec:cat -k => resolved_keep_open=1

@@ -549,6 +549,152 @@ TEST(tls_pin_right_and_wrong)
 	fx_free(&f);
 }
 
+/* ---- client certificates (mutual TLS) ---------------------------------- */
+
+#define MAXTRY 8
+
+struct mtls {
+	struct fx f;
+	struct rec *tries[MAXTRY];
+	int ntries;
+};
+
+static int cond_served_or_lost(void *arg)
+{
+	struct mtls *m = arg;
+	struct rec *r = m->tries[m->ntries - 1];
+	return r->nlost || (m->f.nsrv > 0 && m->f.srv[m->f.nsrv - 1]->nmade > 0 &&
+			    m->f.srv[m->f.nsrv - 1]->inlen > 0);
+}
+
+/*
+ * A client with (cert, key) or without a certificate says "hi": 1 if the
+ * server took the connection (its protocol got the bytes), else 0.  With
+ * TLS 1.3 the client may finish its handshake before the server rejects
+ * its certificate, so the server's side is what counts.
+ */
+static int mtls_try(struct mtls *m, const char *cert, const char *key)
+{
+	struct fx *f = &m->f;
+	xp_tls_ctx *c = xp_tls_ctx_new(0);
+	int before = f->nsrv;
+	REQUIRE(c && m->ntries < MAXTRY);
+	REQUIRE(xp_tls_ctx_load_verify_locations(c, f->pki.ca) == 0);
+	if (cert)
+		REQUIRE(xp_tls_ctx_load_cert_chain(c, cert, key) == 0);
+	struct rec *r = rec_new(&rec_stream_ops, f->loop);
+	m->tries[m->ntries++] = r;
+	xp_connect_opts co = {.tls = c, .server_hostname = "localhost"};
+	xp_future *fut =
+	    xp_create_connection(f->loop, rec_factory_one, r, "127.0.0.1", f->port, &co);
+	REQUIRE(fut);
+	int err = xp_loop_run_until_complete(f->loop, fut);
+	xp_future_release(fut);
+	xp_tls_ctx_release(c);
+	if (err)
+		return f->nsrv > before;
+	xp_transport_write(r->t, "hi", 2);
+	rec_run_until(f->loop, cond_served_or_lost, m, 5);
+	return f->nsrv > before && f->srv[f->nsrv - 1]->inlen == 2;
+}
+
+static void mtls_init(struct mtls *m)
+{
+	memset(m, 0, sizeof(*m));
+	fx_init(&m->f);
+}
+
+static void mtls_free(struct mtls *m)
+{
+	for (int i = 0; i < m->ntries; i++)
+		if (m->tries[i]->t)
+			xp_transport_abort(m->tries[i]->t);
+	fx_free(&m->f);
+	for (int i = 0; i < m->ntries; i++)
+		rec_free(m->tries[i]);
+}
+
+TEST(tls_verify_client_modes_on_context)
+{
+	xp_tls_ctx *s = xp_tls_ctx_new(1), *c = xp_tls_ctx_new(0);
+	REQUIRE(s && c);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(c, XP_VERIFY_CLIENT_OPTIONAL), -EINVAL);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, 3), -EINVAL);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, -1), -EINVAL);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(NULL, XP_VERIFY_CLIENT_NONE), -EINVAL);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, XP_VERIFY_CLIENT_REQUIRE), 0);
+	CHECK_EQ(SSL_CTX_get_verify_mode(xp_tls_ctx_ssl_ctx(s)),
+		 SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, XP_VERIFY_CLIENT_OPTIONAL), 0);
+	CHECK_EQ(SSL_CTX_get_verify_mode(xp_tls_ctx_ssl_ctx(s)), SSL_VERIFY_PEER);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, XP_VERIFY_CLIENT_NONE), 0);
+	CHECK_EQ(SSL_CTX_get_verify_mode(xp_tls_ctx_ssl_ctx(s)), SSL_VERIFY_NONE);
+	/* verify on, on a server, is REQUIRE again */
+	CHECK_EQ(xp_tls_ctx_set_verify_client(s, XP_VERIFY_CLIENT_OPTIONAL), 0);
+	CHECK_EQ(xp_tls_ctx_set_verify(s, 1), 0);
+	CHECK_EQ(SSL_CTX_get_verify_mode(xp_tls_ctx_ssl_ctx(s)),
+		 SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+	xp_tls_ctx_release(s);
+	xp_tls_ctx_release(c);
+}
+
+TEST(tls_verify_client_require)
+{
+	struct mtls m;
+	mtls_init(&m);
+	REQUIRE(xp_tls_ctx_load_verify_locations(m.f.sctx, m.f.pki.ca) == 0);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(m.f.sctx, XP_VERIFY_CLIENT_REQUIRE), 0);
+	fx_serve(&m.f);
+	CHECK_EQ(mtls_try(&m, NULL, NULL), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.rogue, m.f.pki.rogue_key), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.expired, m.f.pki.expired_key), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.cert, m.f.pki.key), 1);
+	mtls_free(&m);
+}
+
+TEST(tls_verify_client_optional)
+{
+	struct mtls m;
+	mtls_init(&m);
+	REQUIRE(xp_tls_ctx_load_verify_locations(m.f.sctx, m.f.pki.ca) == 0);
+	CHECK_EQ(xp_tls_ctx_set_verify_client(m.f.sctx, XP_VERIFY_CLIENT_OPTIONAL), 0);
+	fx_serve(&m.f);
+	CHECK_EQ(mtls_try(&m, NULL, NULL), 1);
+	CHECK_EQ(xp_transport_get_extra_info(m.f.srv[m.f.nsrv - 1]->t, "peercert_sha256", NULL),
+		 NULL);
+	CHECK_EQ(mtls_try(&m, m.f.pki.rogue, m.f.pki.rogue_key), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.cert, m.f.pki.key), 1);
+	CHECK(xp_transport_get_extra_info(m.f.srv[m.f.nsrv - 1]->t, "peercert_sha256", NULL) !=
+	      NULL);
+	mtls_free(&m);
+}
+
+TEST(tls_verify_client_pin_required_or_optional)
+{
+	struct mtls m;
+	unsigned char fp[32];
+	unsigned int n = 0;
+	mtls_init(&m);
+	/* the pin of the client's certificate */
+	FILE *pf = fopen(m.f.pki.cert, "r");
+	REQUIRE(pf);
+	X509 *x = PEM_read_X509(pf, NULL, NULL, NULL);
+	fclose(pf);
+	REQUIRE(x && X509_digest(x, EVP_sha256(), fp, &n) == 1);
+	X509_free(x);
+	CHECK_EQ(xp_tls_ctx_set_pin(m.f.sctx, fp), 0);
+	fx_serve(&m.f);
+	CHECK_EQ(mtls_try(&m, NULL, NULL), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.rogue, m.f.pki.rogue_key), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.cert, m.f.pki.key), 1);
+	/* optional: no certificate is fine, a wrong one is not */
+	CHECK_EQ(xp_tls_ctx_set_verify_client(m.f.sctx, XP_VERIFY_CLIENT_OPTIONAL), 0);
+	CHECK_EQ(mtls_try(&m, NULL, NULL), 1);
+	CHECK_EQ(mtls_try(&m, m.f.pki.rogue, m.f.pki.rogue_key), 0);
+	CHECK_EQ(mtls_try(&m, m.f.pki.cert, m.f.pki.key), 1);
+	mtls_free(&m);
+}
+
 TEST(tls_alpn_negotiation)
 {
 	struct fx f;
