@@ -330,6 +330,9 @@ int xp__unix_addr(const char *path, xp_sockaddr *out);
  * transport).  NULL with errno set on failure, fd left to the caller.  Not
  * started: the caller does xp__transport_start(t, waiter). */
 xp_transport *xp__pipe_new(xp_loop *loop, int fd, bool writer, xp_protocol *p);
+/* fd is a pseudo-terminal master: a reader takes EIO (no slave left) as
+ * EOF; a writer's write_eof and close send the terminal's VEOF. */
+void xp__pipe_set_pty(xp_transport *t);
 
 /* ---- subprocess.c ---- */
 

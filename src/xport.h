@@ -494,6 +494,19 @@ typedef struct xp_subprocess_opts {
 	const char *cwd;
 	char *const *envp; /* NULL inherits */
 	int new_session;
+	/* Run the child on a new pseudo-terminal (for shells, ssh, passwd):
+	 * it becomes a session leader with the terminal as its controlling
+	 * terminal, and stdin, stdout and stderr are all the terminal (in,
+	 * out and err are ignored).  The master side is two pipe transports:
+	 * fd 0 writes the child's input (its write_eof and close send the
+	 * terminal's EOF character, VEOF, as a user's ^D would), fd 1 reads
+	 * what the child writes to any of its three (its EOF: no descriptor
+	 * of the terminal left open, i.e. the child and what it started have
+	 * exited); fd 2 has none.  Closing both hangs the terminal up: the
+	 * child gets SIGHUP.  The window size is pty_rows x pty_cols (0 means
+	 * 24 x 80). */
+	int pty;
+	unsigned short pty_rows, pty_cols;
 } xp_subprocess_opts;
 /* The future fails with -ENOENT / -EACCES if the program cannot run. */
 xp_future *xp_subprocess_exec(xp_loop *loop, xp_protocol_factory factory, void *arg,
