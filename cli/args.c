@@ -79,6 +79,7 @@ enum opt_id {
 	O_STDERR,
 	O_SIGNAL,
 	O_KILL_AFTER,
+	O_PTY,
 	O_COUNT
 };
 
@@ -124,6 +125,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"sent to the child when the connection is lost (default TERM)"),
     VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB, XP_GRP_COMMAND,
 	"SIGKILL the child this long after --signal (default never)"),
+    FLAG(O_PTY, "pty", 0, SRV | SUB | PIP, XP_GRP_COMMAND,
+	 "run the child on a pseudo-terminal (exec, exec:, subprocess)"),
 
     /* server options */
     FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
@@ -962,6 +965,9 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 		return 0;
 	case O_KILL_AFTER:
 		return set_seconds(p, o, v, &c->kill_after);
+	case O_PTY:
+		c->pty = 1;
+		return 0;
 	}
 	return -1;
 }
@@ -1282,6 +1288,8 @@ static int finish_tcp_server(struct parser *p)
 	    c->proto != XP_PROTO_FORWARD)
 		return fail(p, "--%s requires --proto stdio, exec or forward",
 			    opt_name(p->seen[O_SEND_ONLY] ? O_SEND_ONLY : O_RECV_ONLY));
+	if (p->seen[O_PTY] && c->proto != XP_PROTO_EXEC)
+		return fail(p, "--pty requires --exec CMD");
 	/* N loops cannot share one stdin/stdout. */
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
@@ -1312,7 +1320,8 @@ static int finish_subprocess(struct parser *p)
 	if (c->cmd_argc == 0 || !*c->cmd_argv[0])
 		return fail(p, "missing command (xport subprocess -- CMD "
 			       "[ARG...])");
-	if (conflict(p, O_CONNECT, O_LISTEN) ||
+	/* On a terminal, stderr is that terminal. */
+	if (conflict(p, O_CONNECT, O_LISTEN) || conflict(p, O_PTY, O_STDERR) ||
 	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
 	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
 	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
@@ -1345,6 +1354,8 @@ static int finish_pipe(struct parser *p)
 		return XP_CLI_USAGE;
 	if (c->ep[0].kind == XP_EP_STDIO && c->ep[1].kind == XP_EP_STDIO)
 		return fail(p, "at most one endpoint may be stdio");
+	if (p->seen[O_PTY] && c->ep[0].kind != XP_EP_EXEC && c->ep[1].kind != XP_EP_EXEC)
+		return fail(p, "--pty requires an exec: endpoint");
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),

@@ -182,6 +182,7 @@ static void open_exec(struct pipe_ctx *px, xp_relay *r, int i)
 	}
 	memset(&o, 0, sizeof(o));
 	o.err.mode = XP_STDIO_INHERIT;
+	o.pty = px->cli->pty;
 	snprintf(f->name, sizeof(f->name), "exec:%s", e->command);
 	watch(f, xp_subprocess_shell(px->run.loop, child_factory, f, e->command, &o), exec_done);
 }

@@ -76,6 +76,7 @@ static xp_protocol *start_exec(struct srv *s, struct xp_conn *c, xp_loop *loop)
 	eo.relay.child_signal = SIGTERM;
 	eo.relay.kill_after = 0;
 	eo.stderr_mode = XP_EXEC_STDERR_INHERIT;
+	eo.pty = s->cli->pty;
 	return xp_exec_new(loop, &eo);
 }
 

@@ -154,6 +154,7 @@ struct xp_cli {
 	enum xp_cli_stderr stderr_mode;
 	int signal;	   /* default SIGTERM */
 	double kill_after; /* <0: never SIGKILL */
+	int pty;	   /* --pty: exec, exec: and subprocess children */
 	int cmd_argc;
 	char **cmd_argv; /* NULL-terminated, points into argv */
 

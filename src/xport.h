@@ -644,6 +644,9 @@ typedef struct xp_exec_opts {
 		XP_EXEC_STDERR_SEPARATE,  /* relayed to our own stderr */
 		XP_EXEC_STDERR_INHERIT,	  /* the child writes our stderr fd */
 	} stderr_mode;
+	/* Run the child on a pseudo-terminal (xp_subprocess_opts.pty);
+	 * stderr_mode does not apply: stderr is that terminal. */
+	int pty;
 } xp_exec_opts;
 xp_protocol *xp_exec_new(xp_loop *loop, const xp_exec_opts *opts);
 
