@@ -113,7 +113,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"retry connecting until the server is up (exit 75 if not)"),
     FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
 	 "connect, then exit 0 at once (69 if unreachable)"),
-    FLAG(O_CRLF, "crlf", 0, CLI, XP_GRP_COMMAND, "send CRLF line endings"),
+    FLAG(O_CRLF, "crlf", 0, CLI | SRV | SUB | PIP, XP_GRP_COMMAND,
+	 "send local LF line endings as CRLF (stdio sides)"),
     FLAG(O_NO_READLINE, "no-readline", 0, CLI, XP_GRP_COMMAND, "never use line editing"),
     VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
 	"stream the child's stdio to a connection to ADDR"),
@@ -1290,6 +1291,8 @@ static int finish_tcp_server(struct parser *p)
 			    opt_name(p->seen[O_SEND_ONLY] ? O_SEND_ONLY : O_RECV_ONLY));
 	if (p->seen[O_PTY] && c->proto != XP_PROTO_EXEC)
 		return fail(p, "--pty requires --exec CMD");
+	if (p->seen[O_CRLF] && c->proto != XP_PROTO_STDIO)
+		return fail(p, "--crlf requires --proto stdio");
 	/* N loops cannot share one stdin/stdout. */
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
@@ -1322,6 +1325,7 @@ static int finish_subprocess(struct parser *p)
 			       "[ARG...])");
 	/* On a terminal, stderr is that terminal. */
 	if (conflict(p, O_CONNECT, O_LISTEN) || conflict(p, O_PTY, O_STDERR) ||
+	    conflict(p, O_CRLF, O_CONNECT) || conflict(p, O_CRLF, O_LISTEN) ||
 	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
 	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
 	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address"))
@@ -1356,6 +1360,8 @@ static int finish_pipe(struct parser *p)
 		return fail(p, "at most one endpoint may be stdio");
 	if (p->seen[O_PTY] && c->ep[0].kind != XP_EP_EXEC && c->ep[1].kind != XP_EP_EXEC)
 		return fail(p, "--pty requires an exec: endpoint");
+	if (p->seen[O_CRLF] && c->ep[0].kind != XP_EP_STDIO && c->ep[1].kind != XP_EP_STDIO)
+		return fail(p, "--crlf requires a stdio endpoint");
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),

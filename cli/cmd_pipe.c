@@ -243,7 +243,7 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 
 	switch (e->kind) {
 	case XP_EP_STDIO:
-		xp_cli_stdio_attach(px->run.loop, r, i, 0, !xp_cli_keep_open(px->cli));
+		xp_cli_stdio_attach(px->run.loop, r, i, px->cli->crlf, !xp_cli_keep_open(px->cli));
 		break;
 	case XP_EP_TCP:
 	case XP_EP_UNIX:

@@ -131,7 +131,7 @@ static int start_local(struct sub *s)
 	if (!s->relay)
 		return XP_EXIT_FAIL;
 	c->relay = s->relay;
-	xp_cli_stdio_attach(s->run.loop, s->relay, 1, 0, 1);
+	xp_cli_stdio_attach(s->run.loop, s->relay, 1, s->cli->crlf, 1);
 	spawn_child(s, s->relay);
 	s->run.no_more = 1;
 	return 0;

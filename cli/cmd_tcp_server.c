@@ -61,7 +61,7 @@ static xp_protocol *start_stdio(struct srv *s, struct xp_conn *c, xp_loop *loop)
 		return NULL;
 	c->relay = rl;
 	xp_protocol *p = xp_relay_stream_protocol(rl, 0);
-	xp_cli_stdio_attach(loop, rl, 1, 0, !s->keep_open);
+	xp_cli_stdio_attach(loop, rl, 1, s->cli->crlf, !s->keep_open);
 	return p;
 }
 

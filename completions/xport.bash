@@ -114,15 +114,15 @@ _xport()
 			COMPREPLY=($(compgen -W "tcp-server tcp-client udp-echo subprocess pipe help" -- "$cur"))
 		return ;;
 	tcp-server)
-		opts="--proto --exec -e --forward --pty --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --port-file --tls --cert --key --ca --insecure --pin --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--proto --exec -e --forward --crlf --pty --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --port-file --tls --cert --key --ca --insecure --pin --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	tcp-client)
 		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	udp-echo)
 		opts="--keep-open -k --reuse-port --allow --deny --port-file --high-water --low-water --read-size --hexdump -x --stats --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	subprocess)
-		opts="--connect --listen --stderr --signal --kill-after --pty --keep-open -k --backlog --reuse-port --allow --deny --port-file --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--crlf --connect --listen --stderr --signal --kill-after --pty --keep-open -k --backlog --reuse-port --allow --deny --port-file --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
-		opts="--pty --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--crlf --pty --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --port-file --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)
 		return ;;
 	esac
