@@ -103,8 +103,8 @@ enum opt_id {
 
 const struct xp_cli_option xp_cli_options[] = {
     /* options of one command */
-    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward", SRV, XP_GRP_COMMAND,
-	"built-in protocol for every connection (default stdio)"),
+    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward broker", SRV,
+	XP_GRP_COMMAND, "built-in protocol for every connection (default stdio)"),
     VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
 	"run /bin/sh -c CMD for every connection (--proto exec)"),
     VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
@@ -215,7 +215,7 @@ const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
     [XP_CMD_TCP_SERVER] = {"tcp-server", "ADDR", "accept connections, run a built-in protocol",
 			   ADDR_FORMS "Port 0 picks a free port. Protocols: stdio "
 				      "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
-				      "(--forward ADDR).\n"},
+				      "(--forward ADDR),\nbroker.\n"},
     [XP_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
 			   ADDR_FORMS},
     [XP_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
@@ -1297,6 +1297,9 @@ static int finish_tcp_server(struct parser *p)
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
 			       "stdio");
+	/* Nor one room of clients. */
+	if (c->workers > 1 && c->proto == XP_PROTO_BROKER)
+		return fail(p, "--workers cannot be used with --proto broker");
 	return check_tls(p);
 }
 

@@ -77,7 +77,8 @@ enum xp_cli_proto {
 	XP_PROTO_DISCARD,
 	XP_PROTO_CHARGEN,
 	XP_PROTO_EXEC,
-	XP_PROTO_FORWARD
+	XP_PROTO_FORWARD,
+	XP_PROTO_BROKER
 };
 
 enum xp_cli_sub_mode {

@@ -79,7 +79,7 @@ _xport()
 		COMPREPLY=($(compgen -P "$pfx" -f -- "$cur"))
 		return ;;
 	--proto)
-		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward" -- "$cur"))
+		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward broker" -- "$cur"))
 		return
 		;;
 	--signal)

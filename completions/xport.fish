@@ -15,7 +15,7 @@ complete -c xport -n 'not __fish_seen_subcommand_from tcp-server tcp-client udp-
 complete -c xport -n 'not __fish_seen_subcommand_from tcp-server tcp-client udp-echo subprocess pipe help' -l grace -x -d 'on SIGINT/SIGTERM, let connections finish (default 5)'
 complete -c xport -n '__fish_seen_subcommand_from help' -a 'tcp-server tcp-client udp-echo subprocess pipe help'
 
-complete -c xport -n '__fish_seen_subcommand_from tcp-server' -l proto -x -a 'stdio echo discard chargen exec forward' -d 'built-in protocol for every connection (default stdio)'
+complete -c xport -n '__fish_seen_subcommand_from tcp-server' -l proto -x -a 'stdio echo discard chargen exec forward broker' -d 'built-in protocol for every connection (default stdio)'
 complete -c xport -n '__fish_seen_subcommand_from tcp-server' -s e -l exec -x -d 'run /bin/sh -c CMD for every connection (--proto exec)'
 complete -c xport -n '__fish_seen_subcommand_from tcp-server' -l forward -x -d 'relay every connection to ADDR (--proto forward)'
 complete -c xport -n '__fish_seen_subcommand_from tcp-server' -l crlf -d 'send local LF line endings as CRLF (stdio sides)'

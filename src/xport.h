@@ -562,6 +562,25 @@ xp_protocol *xp_discard_new(const xp_proto_opts *opts);
 xp_protocol *xp_chargen_new(const xp_proto_opts *opts);
 
 /*
+ * broker (ncat's broker mode): every byte a client sends goes to every
+ * other client of the broker, never back to the sender.  One broker per
+ * loop; xp_broker_protocol() makes the protocol of each client (opts: its
+ * watermarks, read size, idle timeout, hooks).  Flow control pauses the
+ * senders: while a client's write buffer is over its high watermark,
+ * reading stops from all the others, until it drained to its low
+ * watermark, so no queue grows without bound.  With an idle timeout, a
+ * client from which nothing was read and to which nothing drained for
+ * that long is dropped (clients held paused for another are not idle).
+ * A client's EOF ends that client after what is queued for it.  The
+ * broker is freed once released and its last client is gone.
+ */
+typedef struct xp_broker xp_broker;
+xp_broker *xp_broker_new(xp_loop *loop);
+xp_protocol *xp_broker_protocol(xp_broker *b, const xp_proto_opts *opts);
+size_t xp_broker_client_count(const xp_broker *b);
+void xp_broker_release(xp_broker *b);
+
+/*
  * The relay: two byte streams joined, both ways.  Each of its two ends is
  * one of
  *   - a stream transport (TCP, Unix, TLS): xp_relay_stream_protocol(),
