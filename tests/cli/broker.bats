@@ -10,17 +10,15 @@ teardown() { net_teardown; }
 	command -v ncat >/dev/null || skip "ncat not installed"
 	bg_xport s tcp-server --proto broker 127.0.0.1:0
 	wait_ready s
-	# ncat stays until killed: its input is a FIFO held open by fd 8.
-	mkfifo "$T/nin"
-	ncat 127.0.0.1 "$PORT" <"$T/nin" >"$T/ncat.out" &
-	local npid=$!
-	BG_PIDS+=("$npid")
-	exec 8>"$T/nin"
-	$PY - "$PORT" "$T/ncat.out" 8 <<'PYEOF'
-import os, socket, sys, time
-port, nout, nfd = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+	$PY - "$PORT" <<'PYEOF'
+import socket, subprocess, sys
+port = int(sys.argv[1])
 a = socket.create_connection(("127.0.0.1", port), timeout=10)
 b = socket.create_connection(("127.0.0.1", port), timeout=10)
+# ncat connects last: connections are accepted in order, so once its line
+# reached a and b, all three are in the room.
+n = subprocess.Popen(["ncat", "127.0.0.1", str(port)], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE)
 def until(s, want):
     got = b""
     while len(got) < len(want):
@@ -28,21 +26,12 @@ def until(s, want):
         assert d, got
         got += d
     assert got == want, (got, want)
-def file_has(want):
-    end = time.time() + 10
-    while time.time() < end:
-        if open(nout, "rb").read() == want:
-            return
-        time.sleep(0.02)
-    raise AssertionError((open(nout, "rb").read(), want))
-# The broker counts a client from its accept: wait until all three are in
-# by a round trip from each (ncat's arrives at a and b).
-os.write(nfd, b"from-ncat\n")
+n.stdin.write(b"from-ncat\n"); n.stdin.flush()
 until(a, b"from-ncat\n"); until(b, b"from-ncat\n")
 a.sendall(b"from-a\n")
-until(b, b"from-a\n"); file_has(b"from-a\n")
+until(b, b"from-a\n"); assert n.stdout.readline() == b"from-a\n"
 b.sendall(b"from-b\n")
-until(a, b"from-b\n"); file_has(b"from-a\nfrom-b\n")
+until(a, b"from-b\n"); assert n.stdout.readline() == b"from-b\n"
 # Nothing came back to a sender.
 a.settimeout(0.3); b.settimeout(0.3)
 for s in (a, b):
@@ -51,9 +40,8 @@ for s in (a, b):
         raise AssertionError("echoed to its sender: %r" % d)
     except socket.timeout:
         pass
+n.kill(); n.wait()
 PYEOF
-	exec 8>&-
-	kill "$npid"
 	# The server keeps serving (broker is -k by default).
 	kill -0 "$BG_PID"
 }

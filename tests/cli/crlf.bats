@@ -31,22 +31,30 @@ PYEOF
 
 @test "tcp-server -k --crlf: every connection's stdio session converts" {
 	mkfifo "$T/f"
-	"$XPORT" tcp-server -k --crlf 127.0.0.1:0 <"$T/f" >/dev/null 2>"$T/s.err" &
+	"$XPORT" tcp-server -k --crlf -v 127.0.0.1:0 <"$T/f" >/dev/null 2>"$T/s.err" &
 	BG_PIDS+=("$!")
 	exec 7>"$T/f"
 	wait_ready s
-	$PY - "$PORT" 7 <<'PYEOF'
-import os, socket, sys
-port, fd = int(sys.argv[1]), int(sys.argv[2])
+	# stdin is the next session's only once this one has begun (-v logs
+	# it): a byte written earlier would be the ending session's.
+	$PY - "$PORT" 7 "$T/s.err" <<'PYEOF'
+import os, socket, sys, time
+port, fd, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def opened(n):
+    end = time.time() + 10
+    while open(log).read().count(" open\n") < n:
+        assert time.time() < end, open(log).read()
+        time.sleep(0.02)
 for i in range(2):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    os.write(fd, b"line %d\n" % i)
+    opened(i + 1)
+    os.write(fd, b"line %d\nnext\r\n" % i)
     got = b""
-    while not got.endswith(b"\n"):
+    while not got.endswith(b"next\r\n"):
         d = s.recv(100)
         assert d, got
         got += d
-    assert got == b"line %d\r\n" % i, got
+    assert got == b"line %d\r\nnext\r\n" % i, got
     s.close()
 PYEOF
 	exec 7>&-
