@@ -89,6 +89,7 @@ enum opt_id {
 	O_PROXY,
 	O_PROXY_AUTH,
 	O_FORWARD_ALLOW,
+	O_PTY,
 	O_COUNT
 };
 
@@ -112,8 +113,9 @@ enum opt_id {
 
 const struct xp_cli_option xp_cli_options[] = {
     /* options of one command */
-    VAL(O_PROTO, "proto", 0, "NAME", "stdio echo discard chargen exec forward socks5 http-proxy",
-	SRV, XP_GRP_COMMAND, "built-in protocol for every connection (default stdio)"),
+    VAL(O_PROTO, "proto", 0, "NAME",
+	"stdio echo discard chargen exec forward socks5 http-proxy broker", SRV, XP_GRP_COMMAND,
+	"built-in protocol for every connection (default stdio)"),
     VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
 	"run /bin/sh -c CMD for every connection (--proto exec)"),
     VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
@@ -126,7 +128,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"retry connecting until the server is up (exit 75 if not)"),
     FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
 	 "connect, then exit 0 at once (69 if unreachable)"),
-    FLAG(O_CRLF, "crlf", 0, CLI, XP_GRP_COMMAND, "send CRLF line endings"),
+    FLAG(O_CRLF, "crlf", 0, CLI | SRV | SUB | PIP, XP_GRP_COMMAND,
+	 "send local LF line endings as CRLF (stdio sides)"),
     FLAG(O_NO_READLINE, "no-readline", 0, CLI, XP_GRP_COMMAND, "never use line editing"),
     VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
 	"stream the child's stdio to a connection to ADDR"),
@@ -138,6 +141,8 @@ const struct xp_cli_option xp_cli_options[] = {
 	"sent to the child when the connection is lost (default TERM)"),
     VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB, XP_GRP_COMMAND,
 	"SIGKILL the child this long after --signal (default never)"),
+    FLAG(O_PTY, "pty", 0, SRV | SUB | PIP, XP_GRP_COMMAND,
+	 "run the child on a pseudo-terminal (exec, exec:, subprocess)"),
 
     /* server options */
     FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
@@ -240,7 +245,7 @@ const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
 			   ADDR_FORMS
 			   "Port 0 picks a free port. Protocols: stdio "
 			   "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
-			   "(--forward ADDR),\nsocks5 and http-proxy (proxy servers).\n"},
+			   "(--forward ADDR),\nsocks5 and http-proxy (proxy servers), broker.\n"},
     [XP_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
 			   ADDR_FORMS},
     [XP_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
@@ -1204,6 +1209,9 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 			return fail(p, "--forward-allow: invalid CIDR '%s'", v);
 		c->fwd_allow[c->n_fwd_allow++].allow = 1;
 		return 0;
+	case O_PTY:
+		c->pty = 1;
+		return 0;
 	}
 	return -1;
 }
@@ -1560,10 +1568,17 @@ static int finish_tcp_server(struct parser *p)
 	    c->proto != XP_PROTO_FORWARD)
 		return fail(p, "--%s requires --proto stdio, exec or forward",
 			    opt_name(p->seen[O_SEND_ONLY] ? O_SEND_ONLY : O_RECV_ONLY));
+	if (p->seen[O_PTY] && c->proto != XP_PROTO_EXEC)
+		return fail(p, "--pty requires --exec CMD");
+	if (p->seen[O_CRLF] && c->proto != XP_PROTO_STDIO)
+		return fail(p, "--crlf requires --proto stdio");
 	/* N loops cannot share one stdin/stdout. */
 	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
 			       "stdio");
+	/* Nor one room of clients. */
+	if (c->workers > 1 && c->proto == XP_PROTO_BROKER)
+		return fail(p, "--workers cannot be used with --proto broker");
 	return check_tls(p);
 }
 
@@ -1591,7 +1606,9 @@ static int finish_subprocess(struct parser *p)
 	if (c->cmd_argc == 0 || !*c->cmd_argv[0])
 		return fail(p, "missing command (xport subprocess -- CMD "
 			       "[ARG...])");
-	if (conflict(p, O_CONNECT, O_LISTEN) ||
+	/* On a terminal, stderr is that terminal. */
+	if (conflict(p, O_CONNECT, O_LISTEN) || conflict(p, O_PTY, O_STDERR) ||
+	    conflict(p, O_CRLF, O_CONNECT) || conflict(p, O_CRLF, O_LISTEN) ||
 	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
 	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
 	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address") ||
@@ -1640,6 +1657,10 @@ static int finish_pipe(struct parser *p)
 		return XP_CLI_USAGE;
 	if (c->ep[0].kind == XP_EP_STDIO && c->ep[1].kind == XP_EP_STDIO)
 		return fail(p, "at most one endpoint may be stdio");
+	if (p->seen[O_PTY] && c->ep[0].kind != XP_EP_EXEC && c->ep[1].kind != XP_EP_EXEC)
+		return fail(p, "--pty requires an exec: endpoint");
+	if (p->seen[O_CRLF] && c->ep[0].kind != XP_EP_STDIO && c->ep[1].kind != XP_EP_STDIO)
+		return fail(p, "--crlf requires a stdio endpoint");
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
 	    NEED(p, ip_only_ids, is_ip_listen_ep(&c->ep[0]) || is_ip_listen_ep(&c->ep[1]),

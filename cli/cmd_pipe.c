@@ -231,6 +231,7 @@ static void open_exec(struct pipe_ctx *px, xp_relay *r, int i)
 	}
 	memset(&o, 0, sizeof(o));
 	o.err.mode = XP_STDIO_INHERIT;
+	o.pty = px->cli->pty;
 	snprintf(f->name, sizeof(f->name), "exec:%s", e->command);
 	watch(f, xp_subprocess_shell(px->run.loop, child_factory, f, e->command, &o), exec_done);
 }
@@ -291,7 +292,7 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 
 	switch (e->kind) {
 	case XP_EP_STDIO:
-		xp_cli_stdio_attach(px->run.loop, r, i, 0, !xp_cli_keep_open(px->cli));
+		xp_cli_stdio_attach(px->run.loop, r, i, px->cli->crlf, !xp_cli_keep_open(px->cli));
 		break;
 	case XP_EP_TCP:
 	case XP_EP_UNIX:

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -74,6 +75,7 @@ static void spawn_child(struct sub *s, xp_relay *r)
 {
 	const struct xp_cli *c = s->cli;
 	xp_subprocess_opts o;
+	struct winsize ws;
 	struct spawn *sp = calloc(1, sizeof(*sp));
 	xp_future *f;
 
@@ -95,6 +97,12 @@ static void spawn_child(struct sub *s, xp_relay *r)
 	case XP_STDERR_INHERIT:
 		o.err.mode = XP_STDIO_INHERIT;
 		break;
+	}
+	o.pty = c->pty;
+	/* Streamed to our own terminal: the child's is as large. */
+	if (c->pty && c->sub_mode == XP_SUB_LOCAL && ioctl(0, TIOCGWINSZ, &ws) == 0) {
+		o.pty_rows = ws.ws_row;
+		o.pty_cols = ws.ws_col;
 	}
 	f = xp_subprocess_exec(s->run.loop, child_factory, sp, c->cmd_argv[0], c->cmd_argv, &o);
 	if (!f) {
@@ -123,7 +131,7 @@ static int start_local(struct sub *s)
 	if (!s->relay)
 		return XP_EXIT_FAIL;
 	c->relay = s->relay;
-	xp_cli_stdio_attach(s->run.loop, s->relay, 1, 0, 1);
+	xp_cli_stdio_attach(s->run.loop, s->relay, 1, s->cli->crlf, 1);
 	spawn_child(s, s->relay);
 	s->run.no_more = 1;
 	return 0;

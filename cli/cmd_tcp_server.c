@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * cmd_tcp_server.c - `xport tcp-server ADDR`: listen, and attach a
- * built-in protocol (stdio, echo, discard, chargen, exec, forward) to
- * every accepted connection, through the gate (--allow/--deny,
+ * built-in protocol (stdio, echo, discard, chargen, exec, forward,
+ * broker) to every accepted connection, through the gate (--allow/--deny,
  * --max-conns).
  *
  * --workers N: N threads, each with its own loop and its own listening
@@ -28,6 +28,7 @@ struct srv {
 	const struct xp_cli *cli;
 	struct xp_gate_cfg gate;
 	xp_tls_ctx *tls;
+	xp_broker *broker; /* --proto broker: the room every client joins */
 	xp_server *server;
 	int keep_open;
 	/* workers */
@@ -61,7 +62,7 @@ static xp_protocol *start_stdio(struct srv *s, struct xp_conn *c, xp_loop *loop)
 		return NULL;
 	c->relay = rl;
 	xp_protocol *p = xp_relay_stream_protocol(rl, 0);
-	xp_cli_stdio_attach(loop, rl, 1, 0, !s->keep_open);
+	xp_cli_stdio_attach(loop, rl, 1, s->cli->crlf, !s->keep_open);
 	return p;
 }
 
@@ -76,6 +77,7 @@ static xp_protocol *start_exec(struct srv *s, struct xp_conn *c, xp_loop *loop)
 	eo.relay.child_signal = SIGTERM;
 	eo.relay.kill_after = 0;
 	eo.stderr_mode = XP_EXEC_STDERR_INHERIT;
+	eo.pty = s->cli->pty;
 	return xp_exec_new(loop, &eo);
 }
 
@@ -165,6 +167,10 @@ static xp_protocol *srv_start(struct xp_run *r, xp_transport *t, void *arg)
 	case XP_PROTO_HTTP_PROXY:
 		p = start_tunnel(s, c, r->loop);
 		break;
+	case XP_PROTO_BROKER:
+		xp_run_proto_opts(c, &po, 0);
+		p = xp_broker_protocol(s->broker, &po);
+		break;
 	}
 	if (!p) {
 		xp_err("cannot start a connection: %s", strerror(errno ? errno : ENOMEM));
@@ -232,6 +238,10 @@ static int run_single(struct srv *s)
 	s->run.single = !s->keep_open;
 	if ((st = xp_run_signals(&s->run)) != 0)
 		return st;
+	if (s->cli->proto == XP_PROTO_BROKER && !(s->broker = xp_broker_new(s->run.loop))) {
+		xp_err("cannot start the broker: %s", strerror(errno));
+		return XP_EXIT_FAIL;
+	}
 	if ((st = srv_listen(s, NULL, s->cli->reuse_port)) != 0)
 		return st;
 	if ((st = xp_cli_ready(s->cli, s->addrs, s->naddrs)) != 0) {
@@ -240,6 +250,8 @@ static int run_single(struct srv *s)
 	}
 	st = xp_run_loop(&s->run);
 	srv_cleanup(s);
+	xp_broker_release(s->broker); /* freed with its last client */
+	s->broker = NULL;
 	return st;
 }
 

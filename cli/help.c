@@ -351,6 +351,7 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 		c->no_readline);
 	fprintf(f, "sub_mode=%d stderr=%d signal=%d kill_after=%g argc=%d\n", (int)c->sub_mode,
 		(int)c->stderr_mode, c->signal, c->kill_after, c->cmd_argc);
+	fprintf(f, "pty=%d\n", c->pty);
 	for (i = 0; i < c->cmd_argc; i++)
 		fprintf(f, "argv[%d]=%s\n", i, c->cmd_argv[i]);
 	print_addr(f, "sub_addr", &c->sub_addr);

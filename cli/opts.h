@@ -88,7 +88,8 @@ enum xp_cli_proto {
 	XP_PROTO_EXEC,
 	XP_PROTO_FORWARD,
 	XP_PROTO_SOCKS5,
-	XP_PROTO_HTTP_PROXY
+	XP_PROTO_HTTP_PROXY,
+	XP_PROTO_BROKER
 };
 
 /* --proxy URL.  kind: 0 none, else the library's enum xp_proxy_kind
@@ -193,6 +194,7 @@ struct xp_cli {
 	enum xp_cli_stderr stderr_mode;
 	int signal;	   /* default SIGTERM */
 	double kill_after; /* <0: never SIGKILL */
+	int pty;	   /* --pty: exec, exec: and subprocess children */
 	int cmd_argc;
 	char **cmd_argv; /* NULL-terminated, points into argv */
 

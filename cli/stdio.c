@@ -15,8 +15,8 @@
  * | sha256sum` would wait for that.  /dev/null, not a close, so that no
  * later open() is handed descriptor 1.
  *
- * --crlf: the input goes through a small filter (LF -> CRLF) into a pipe
- * the relay reads, so the relay itself needs no knowledge of it.
+ * --crlf: the relay's reader protocol is wrapped in a small filter (LF ->
+ * CRLF), so the relay itself needs no knowledge of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,18 +121,107 @@ static const xp_protocol_ops ow_ops = {
     .resume_writing = ow_resume,
 };
 
+/* ---- the --crlf filter ---------------------------------------------- */
+
+/*
+ * The relay's reader protocol, passed through, with LF turned into CRLF
+ * on the way.  A wrapper rather than a filter process of its own: the
+ * relay closes the very transport that reads stdin, at once, so a -k
+ * server's next session gets every byte that follows.
+ */
+struct crlf {
+	xp_protocol p;
+	xp_protocol *inner;
+	unsigned char last;
+};
+
+static xp_protocol *crlf_inner(xp_protocol *p)
+{
+	return XP_CONTAINER_OF(p, struct crlf, p)->inner;
+}
+
+static void crlf_made(xp_protocol *p, xp_transport *t)
+{
+	xp_protocol *in = crlf_inner(p);
+
+	in->ops->connection_made(in, t);
+}
+
+static void crlf_lost(xp_protocol *p, int err)
+{
+	xp_protocol *in = crlf_inner(p);
+
+	free(XP_CONTAINER_OF(p, struct crlf, p));
+	in->ops->connection_lost(in, err);
+}
+
+static int crlf_data(xp_protocol *p, const void *data, size_t len)
+{
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, p);
+	const unsigned char *s = data;
+	unsigned char *buf = malloc(len * 2);
+	size_t o = 0;
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\n' && c->last != '\r')
+			buf[o++] = '\r';
+		buf[o++] = s[i];
+		c->last = s[i];
+	}
+	err = c->inner->ops->data_received(c->inner, buf, o);
+	free(buf);
+	return err;
+}
+
+static int crlf_eof(xp_protocol *p)
+{
+	xp_protocol *in = crlf_inner(p);
+
+	return in->ops->eof_received ? in->ops->eof_received(in) : 0;
+}
+
+static const xp_protocol_ops crlf_ops = {
+    .connection_made = crlf_made,
+    .connection_lost = crlf_lost,
+    .data_received = crlf_data,
+    .eof_received = crlf_eof,
+};
+
 struct pfact {
 	xp_relay *r;
 	int end, writer;
 	bool release; /* writer: stdout_release() when it is lost */
+	bool crlf;    /* reader: --crlf */
 };
+
+/* NULL (the end then fails) rather than unconverted bytes. */
+static xp_protocol *crlf_factory(struct pfact *f)
+{
+	struct crlf *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->inner = xp_relay_pipe_protocol(f->r, f->end, f->writer);
+	if (!c->inner) {
+		free(c);
+		return NULL;
+	}
+	c->p.ops = &crlf_ops;
+	return &c->p;
+}
 
 static xp_protocol *pipe_factory(void *arg)
 {
 	struct pfact *f = arg;
-	xp_protocol *p = xp_relay_pipe_protocol(f->r, f->end, f->writer);
+	xp_protocol *p;
 	struct outwrap *w;
 
+	if (f->crlf)
+		return crlf_factory(f);
+	p = xp_relay_pipe_protocol(f->r, f->end, f->writer);
 	if (!p || !f->release)
 		return p;
 	w = malloc(sizeof(*w));
@@ -162,7 +251,8 @@ static void pipe_done(xp_future *fut, void *arg)
 	free(w);
 }
 
-static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, bool release)
+static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, bool release,
+		      bool crlf)
 {
 	struct pwatch *w = calloc(1, sizeof(*w));
 	xp_future *fut;
@@ -171,7 +261,7 @@ static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, b
 		close(fd);
 		return -ENOMEM;
 	}
-	w->f = (struct pfact){r, end, writer, release};
+	w->f = (struct pfact){r, end, writer, release, crlf};
 	w->what = writer ? "standard output" : "standard input";
 	fut = writer ? xp_connect_write_pipe(loop, pipe_factory, &w->f, fd)
 		     : xp_connect_read_pipe(loop, pipe_factory, &w->f, fd);
@@ -188,182 +278,15 @@ static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, b
 	return 0;
 }
 
-/* ---- the --crlf filter ---------------------------------------------- */
-
-struct crlf {
-	xp_protocol in, out;
-	xp_transport *rt, *wt;
-	int lost;
-	int eof;
-	unsigned char last;
-};
-
-static void crlf_put(struct crlf *c)
-{
-	if (++c->lost == 2)
-		free(c);
-}
-
-static void in_made(xp_protocol *p, xp_transport *t)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
-
-	c->rt = t;
-	if (!c->wt)
-		xp_transport_pause_reading(t);
-}
-
-static int in_data(xp_protocol *p, const void *data, size_t len)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
-	const unsigned char *s = data;
-	unsigned char *buf = malloc(len * 2);
-	size_t o = 0;
-	int err;
-
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '\n' && c->last != '\r')
-			buf[o++] = '\r';
-		buf[o++] = s[i];
-		c->last = s[i];
-	}
-	err = c->wt ? xp_transport_write(c->wt, buf, o) : 0;
-	free(buf);
-	return err < 0 ? err : 0;
-}
-
-static int in_eof(xp_protocol *p)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
-
-	c->eof = 1;
-	if (c->wt)
-		xp_transport_close(c->wt); /* flushes; the relay sees EOF */
-	return 0;
-}
-
-static void in_lost(xp_protocol *p, int err)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, in);
-
-	c->rt = NULL;
-	if (c->wt)
-		xp_transport_close(c->wt);
-	crlf_put(c);
-}
-
-static void out_made(xp_protocol *p, xp_transport *t)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
-
-	c->wt = t;
-	if (c->rt)
-		xp_transport_resume_reading(c->rt);
-	else if (c->eof || c->lost)
-		xp_transport_close(t);
-}
-
-static void out_pause(xp_protocol *p)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
-
-	if (c->rt)
-		xp_transport_pause_reading(c->rt);
-}
-
-static void out_resume(xp_protocol *p)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
-
-	if (c->rt)
-		xp_transport_resume_reading(c->rt);
-}
-
-static void out_lost(xp_protocol *p, int err)
-{
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, out);
-
-	c->wt = NULL;
-	if (c->rt)
-		xp_transport_close(c->rt);
-	crlf_put(c);
-}
-
-static const xp_protocol_ops in_ops = {
-    .connection_made = in_made,
-    .connection_lost = in_lost,
-    .data_received = in_data,
-    .eof_received = in_eof,
-};
-
-static const xp_protocol_ops out_ops = {
-    .connection_made = out_made,
-    .connection_lost = out_lost,
-    .pause_writing = out_pause,
-    .resume_writing = out_resume,
-};
-
-static xp_protocol *crlf_in_factory(void *arg)
-{
-	return &((struct crlf *)arg)->in;
-}
-
-static xp_protocol *crlf_out_factory(void *arg)
-{
-	return &((struct crlf *)arg)->out;
-}
-
-static void crlf_fut_done(xp_future *fut, void *arg)
-{
-	xp_future_release(fut);
-}
-
-/* rfd -> filter -> pipe -> returned descriptor (what the relay reads). */
-static int crlf_filter(xp_loop *loop, int rfd)
-{
-	struct crlf *c = calloc(1, sizeof(*c));
-	xp_future *f1, *f2;
-	int p[2];
-
-	if (!c || pipe2(p, O_CLOEXEC) < 0) {
-		free(c);
-		close(rfd);
-		return -ENOMEM;
-	}
-	c->in.ops = &in_ops;
-	c->out.ops = &out_ops;
-	f1 = xp_connect_read_pipe(loop, crlf_in_factory, c, rfd);
-	f2 = xp_connect_write_pipe(loop, crlf_out_factory, c, p[1]);
-	if (!f1 || !f2) {
-		/* Not expected with fresh descriptors; fail the end. */
-		close(p[0]);
-		return -EIO;
-	}
-	xp_future_add_done_callback(f1, crlf_fut_done, NULL);
-	xp_future_add_done_callback(f2, crlf_fut_done, NULL);
-	return p[0];
-}
-
 static int attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf, bool release)
 {
-	int err;
+	int err = start_pipe(loop, r, end, 0, rfd, false, crlf);
 
-	if (crlf) {
-		rfd = crlf_filter(loop, rfd);
-		if (rfd < 0) {
-			close(wfd);
-			xp_relay_fail_end(r, end, rfd);
-			return rfd;
-		}
-	}
-	err = start_pipe(loop, r, end, 0, rfd, false);
 	if (err < 0) {
 		close(wfd);
 		return err;
 	}
-	return start_pipe(loop, r, end, 1, wfd, release);
+	return start_pipe(loop, r, end, 1, wfd, release, false);
 }
 
 int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)

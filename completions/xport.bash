@@ -79,7 +79,7 @@ _xport()
 		COMPREPLY=($(compgen -P "$pfx" -f -- "$cur"))
 		return ;;
 	--proto)
-		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward socks5 http-proxy" -- "$cur"))
+		COMPREPLY=($(compgen -P "$pfx" -W "stdio echo discard chargen exec forward socks5 http-proxy broker" -- "$cur"))
 		return
 		;;
 	--signal)
@@ -118,15 +118,15 @@ _xport()
 			COMPREPLY=($(compgen -W "tcp-server tcp-client udp-echo subprocess pipe help" -- "$cur"))
 		return ;;
 	tcp-server)
-		opts="--proto --exec -e --forward --proxy-auth --forward-allow --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--proto --exec -e --forward --proxy-auth --forward-allow --crlf --pty --keep-open -k --once --max-conns --backlog --reuse-port --workers --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	tcp-client)
 		opts="--wait-for --check --crlf --no-readline --tls --cert --key --ca --insecure --pin --servername --alpn --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	udp-echo)
 		opts="--keep-open -k --reuse-port --allow --deny --allow-file --deny-file --port-file --high-water --low-water --read-size --hexdump -x --stats --ipv4 -4 --ipv6 -6 --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	subprocess)
-		opts="--connect --listen --stderr --signal --kill-after --keep-open -k --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--crlf --connect --listen --stderr --signal --kill-after --pty --keep-open -k --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --tls --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	pipe)
-		opts="--wait-for --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
+		opts="--wait-for --crlf --pty --keep-open -k --once --max-conns --backlog --reuse-port --allow --deny --allow-file --deny-file --port-file --handshake-timeout --cert --key --ca --insecure --pin --servername --alpn --verify-client --high-water --low-water --read-size --half-close --no-half-close --send-only --recv-only --eof-timeout --idle-timeout --connect-timeout --hexdump -x --stats --progress --ipv4 -4 --ipv6 -6 --source -s --proxy --help -h --version -V --verbose -v --quiet -q --grace" ;;
 	*)
 		return ;;
 	esac

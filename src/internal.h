@@ -31,38 +31,7 @@ void *xp__realloc(void *p, size_t n);
 #define calloc(n, size) xp__calloc(n, size)
 #define realloc(p, n) xp__realloc(p, n)
 
-/* ---- intrusive list ------------------------------------------------ */
-
-struct xp_list {
-	struct xp_list *prev, *next;
-};
-
-static inline void xp_list_init(struct xp_list *l)
-{
-	l->prev = l->next = l;
-}
-
-static inline bool xp_list_empty(const struct xp_list *l)
-{
-	return l->next == l;
-}
-
-static inline void xp_list_insert_tail(struct xp_list *head, struct xp_list *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static inline void xp_list_remove(struct xp_list *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
-#define xp_list_entry(ptr, type, member) XP_CONTAINER_OF(ptr, type, member)
+#include "list.h"
 
 /* ---- io watchers ---------------------------------------------------- */
 
@@ -319,6 +288,9 @@ const char *xp__proxy_strerror(int err);
  * transport).  NULL with errno set on failure, fd left to the caller.  Not
  * started: the caller does xp__transport_start(t, waiter). */
 xp_transport *xp__pipe_new(xp_loop *loop, int fd, bool writer, xp_protocol *p);
+/* fd is a pseudo-terminal master: a reader takes EIO (no slave left) as
+ * EOF; a writer's write_eof and close send the terminal's VEOF. */
+void xp__pipe_set_pty(xp_transport *t);
 
 /* ---- subprocess.c ---- */
 

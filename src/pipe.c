@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define PIPE_READS_PER_WAKEUP 4
@@ -25,11 +26,14 @@ struct pipe {
 	struct xp_io io;
 	int fd; /* -1 once closed */
 	bool writer;
-	bool watch_peer;  /* writer on a FIFO/socket: readable means reader gone */
-	bool eof_pending; /* write_eof/close: end once the buffer drained */
-	bool started;	  /* vt->made ran: reading may begin */
-	bool ended;	  /* io stopped, connection_lost queued */
-	bool hup_seen;	  /* hung up while paused: unwatched until read */
+	bool watch_peer;    /* writer on a FIFO/socket: readable means reader gone */
+	bool eof_pending;   /* write_eof/close: end once the buffer drained */
+	bool started;	    /* vt->made ran: reading may begin */
+	bool ended;	    /* io stopped, connection_lost queued */
+	bool hup_seen;	    /* hung up while paused: unwatched until read */
+	bool pty;	    /* a pseudo-terminal master (see xp__pipe_set_pty) */
+	bool wrote;	    /* pty writer: some byte was accepted */
+	unsigned char last; /* pty writer: the last byte accepted */
 	struct xp_wbuf wbuf;
 };
 
@@ -144,6 +148,13 @@ static void rpipe_eof(struct pipe *pp)
 	pipe_end(pp, 0);
 }
 
+/* A pty master reads EIO once no slave descriptor is left: the child's
+ * end of the terminal is gone, which is its EOF, not a failure. */
+static bool rpipe_is_eof(const struct pipe *pp, ssize_t n)
+{
+	return n == 0 || (pp->pty && n == -EIO);
+}
+
 static bool rpipe_can_read(const struct pipe *pp)
 {
 	const xp_transport *t = &pp->base;
@@ -156,9 +167,11 @@ static bool rpipe_read_buffered(struct pipe *pp)
 {
 	ssize_t n = xp__proto_read_into(&pp->base, pp->fd);
 
+	/* Sizes are the protocol's: one read per wakeup.  Once ended, n is a
+	 * protocol failure's code, whatever its value. */
 	if (n > 0)
-		return false; /* sizes are the protocol's: one read per wakeup */
-	if (n == 0)
+		return false;
+	if (rpipe_is_eof(pp, n) && !pp->ended)
 		rpipe_eof(pp);
 	else if (!would_block((int)-n) && !pp->ended)
 		xp__transport_fatal(&pp->base, (int)n, NULL);
@@ -177,14 +190,14 @@ static bool rpipe_read_plain(struct pipe *pp)
 	if (want > len)
 		want = len;
 	n = read(pp->fd, buf, want);
+	if (rpipe_is_eof(pp, n < 0 ? -errno : n)) {
+		rpipe_eof(pp);
+		return false;
+	}
 	if (n < 0) {
 		/* OS errors go to connection_lost only, as asyncio does. */
 		if (!would_block(errno))
 			xp__transport_fatal(t, -errno, NULL);
-		return false;
-	}
-	if (n == 0) {
-		rpipe_eof(pp);
 		return false;
 	}
 	if (xp__proto_data(t, buf, (size_t)n) < 0)
@@ -324,11 +337,36 @@ static void rpipe_update_reading(xp_transport *t)
 	pipe_update_io(pp);
 }
 
+/*
+ * A terminal has no EOF of its own: the end of input is the VEOF character
+ * (^D), which the line discipline turns into a read of 0 at the start of a
+ * line.  After a partial line, a first VEOF only hands that line over, so
+ * a second one follows.  Queued behind what is still buffered.
+ */
+static void wpipe_queue_veof(struct pipe *pp)
+{
+	unsigned char eof[2] = {4, 4};
+	bool canon = true, line_start = !pp->wrote || pp->last == '\n';
+	struct termios tio;
+
+	if (tcgetattr(pp->fd, &tio) == 0) {
+		if (tio.c_cc[VEOF] != _POSIX_VDISABLE)
+			eof[0] = eof[1] = tio.c_cc[VEOF];
+		canon = tio.c_lflag & ICANON;
+		if (pp->last == '\r' && (tio.c_iflag & ICRNL))
+			line_start = true;
+	}
+	if (xp__wbuf_append(&pp->wbuf, eof, canon && !line_start ? 2 : 1) == 0)
+		pipe_update_io(pp);
+}
+
 /* Close after the buffer drained (a write pipe's close and write_eof). */
 static void wpipe_close(xp_transport *t)
 {
 	struct pipe *pp = to_pipe(t);
 
+	if (pp->pty && !pp->eof_pending && !pp->ended)
+		wpipe_queue_veof(pp);
 	pp->eof_pending = true;
 	if (!xp__wbuf_size(&pp->wbuf))
 		pipe_end(pp, 0);
@@ -359,6 +397,13 @@ static int wpipe_write(xp_transport *t, const struct iovec *iov, int iovcnt, siz
 	 * drops writes silently, as asyncio's pipes do. */
 	if (pp->ended || pp->eof_pending)
 		return 0;
+	for (int i = iovcnt - 1; pp->pty && i >= 0; i--) {
+		if (iov[i].iov_len) {
+			pp->last = ((const unsigned char *)iov[i].iov_base)[iov[i].iov_len - 1];
+			pp->wrote = true;
+			break;
+		}
+	}
 	if (!xp__wbuf_size(&pp->wbuf)) {
 		ssize_t n = pipe_writev(pp->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
 		if (n < 0 && !would_block(errno)) {
@@ -454,6 +499,11 @@ xp_transport *xp__pipe_new(xp_loop *loop, int fd, bool writer, xp_protocol *p)
 	xp__io_init(&pp->io, fd, pipe_io_cb);
 	xp__set_nonblock(fd, true);
 	return t;
+}
+
+void xp__pipe_set_pty(xp_transport *t)
+{
+	to_pipe(t)->pty = true;
 }
 
 static xp_future *pipe_connect(xp_loop *loop, xp_protocol_factory factory, void *arg, int fd,

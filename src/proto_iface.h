@@ -5,11 +5,13 @@
  * the public API of xport.h.  A byte queue for their own buffering
  * (wbuf.h), kernel-side forwarding between two stream transports, the
  * non-blocking resolver and ordered connects (proxy servers), and HTTP
- * reason phrases.  Protocols include this, never internal.h.
+ * reason phrases, and an intrusive list (list.h).  Protocols include
+ * this, never internal.h.
  */
 #ifndef XP_PROTO_IFACE_H
 #define XP_PROTO_IFACE_H
 
+#include "list.h"
 #include "wbuf.h"
 #include "xport.h"
 

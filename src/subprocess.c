@@ -7,7 +7,9 @@
  * the parent whether exec worked, so a missing program fails the future
  * with -ENOENT and no transport exists.  Each PIPE stream becomes a pipe
  * transport (pipe.c) whose small internal protocol forwards to the user's
- * SubprocessProtocol with the fd number.
+ * SubprocessProtocol with the fd number.  With opts.pty the child's three
+ * descriptors are one pseudo-terminal slave, and the master is both the
+ * stdin writer and the stdout reader (two descriptors, one terminal).
  *
  * Only our own child is ever waited for: a pidfd (or, without pidfd_open,
  * a 50 ms waitid(pid, WNOHANG) timer) tells when it exited.  No SIGCHLD
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -396,7 +399,9 @@ struct spawn {
 	char *const *envp;
 	const char *cwd;
 	bool new_session;
-	int max_fd; /* for the close() fallback */
+	bool pty;
+	int pty_slave; /* the child's stdin, stdout and stderr; else -1 */
+	int max_fd;    /* for the close() fallback */
 };
 
 static void spawn_init(struct spawn *s)
@@ -404,7 +409,7 @@ static void spawn_init(struct spawn *s)
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < 3; i++)
 		s->child_fd[i] = s->parent_fd[i] = -1;
-	s->devnull = s->errpipe[0] = s->errpipe[1] = -1;
+	s->devnull = s->errpipe[0] = s->errpipe[1] = s->pty_slave = -1;
 }
 
 static void close_fd(int *fd)
@@ -423,6 +428,7 @@ static void spawn_cleanup(struct spawn *s)
 		close_fd(&s->parent_fd[i]);
 	}
 	close_fd(&s->devnull);
+	close_fd(&s->pty_slave);
 	close_fd(&s->errpipe[0]);
 	close_fd(&s->errpipe[1]);
 	if (s->paths) {
@@ -496,6 +502,43 @@ static int spawn_stdio(struct spawn *s, int i, const xp_stdio *io)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+/*
+ * A new terminal: the master is the parent's, twice (fd 0's write
+ * transport and fd 1's read transport each close their own descriptor;
+ * the terminal hangs up when both have), the slave all three of the
+ * child's.  Opened with O_NOCTTY: it becomes the child's controlling
+ * terminal only by TIOCSCTTY, in its new session.
+ */
+static int spawn_pty(struct spawn *s, const xp_subprocess_opts *o)
+{
+	struct winsize ws = {.ws_row = o->pty_rows ? o->pty_rows : 24,
+			     .ws_col = o->pty_cols ? o->pty_cols : 80};
+	char name[64];
+	int m, r;
+
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return -errno;
+	s->parent_fd[1] = m;
+	if ((r = fd_above_stdio(&s->parent_fd[1])) != 0)
+		return r;
+	m = s->parent_fd[1];
+	if (grantpt(m) < 0 || unlockpt(m) < 0 || (errno = ptsname_r(m, name, sizeof(name))) != 0)
+		return -errno;
+	s->pty_slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s->pty_slave < 0 || (r = fd_above_stdio(&s->pty_slave)) != 0)
+		return s->pty_slave < 0 ? -errno : r;
+	if (ioctl(s->pty_slave, TIOCSWINSZ, &ws) < 0)
+		return -errno;
+	s->parent_fd[0] = fcntl(m, F_DUPFD_CLOEXEC, 3);
+	if (s->parent_fd[0] < 0)
+		return -errno;
+	for (int i = 0; i < 3; i++)
+		s->child_fd[i] = s->pty_slave;
+	s->new_session = s->pty = true;
+	return 0;
 }
 
 /* Programs to try, in order, like execvp's PATH search. */
@@ -634,6 +677,8 @@ static void child_exec(struct spawn *s)
 	err = child_stdio(s);
 	if (err)
 		child_report(s->errpipe[1], err);
+	if (s->pty && ioctl(0, TIOCSCTTY, 0) < 0)
+		child_report(s->errpipe[1], errno);
 	child_close_fds(s->errpipe[1], s->max_fd);
 	if (s->cwd && chdir(s->cwd) < 0)
 		child_report(s->errpipe[1], errno);
@@ -661,10 +706,13 @@ static int spawn_prepare(struct spawn *s, const char *file, char *const argv[],
 
 	if (!o)
 		o = &defaults;
-	if ((r = spawn_stdio(s, 0, &o->in)) || (r = spawn_stdio(s, 1, &o->out)) ||
-	    (r = spawn_stdio(s, 2, &o->err)))
+	if (o->pty)
+		r = spawn_pty(s, o);
+	else if (!(r = spawn_stdio(s, 0, &o->in)) && !(r = spawn_stdio(s, 1, &o->out)))
+		r = spawn_stdio(s, 2, &o->err);
+	if (r)
 		return r;
-	if (o->in.mode == XP_STDIO_STDOUT || o->out.mode == XP_STDIO_STDOUT)
+	if (!o->pty && (o->in.mode == XP_STDIO_STDOUT || o->out.mode == XP_STDIO_STDOUT))
 		return -EINVAL;
 	r = spawn_paths(s, file);
 	if (r)
@@ -675,7 +723,7 @@ static int spawn_prepare(struct spawn *s, const char *file, char *const argv[],
 	s->argv = argv;
 	s->envp = o->envp ? o->envp : environ;
 	s->cwd = o->cwd;
-	s->new_session = o->new_session;
+	s->new_session = s->new_session || o->new_session;
 	s->max_fd =
 	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
 	return 0;
@@ -745,6 +793,8 @@ static int sp_make_pipes(struct subproc *sp, struct spawn *s)
 		if (!pt)
 			return -errno;
 		s->parent_fd[i] = -1; /* the transport has it now */
+		if (s->pty)
+			xp__pipe_set_pty(pt);
 		sp_pipe->t = xp_transport_retain(pt);
 		if (xp__transport_start(pt, NULL) < 0) {
 			/* Never started: nothing to wait for, just the fd to close. */
@@ -827,6 +877,7 @@ static xp_future *sp_spawn(xp_loop *loop, xp_protocol_factory factory, void *arg
 		for (int i = 0; i < 3; i++)
 			if (s.own[i])
 				close_fd(&s.child_fd[i]);
+		close_fd(&s.pty_slave); /* else the master never reads EOF */
 		r = sp_start(loop, factory, arg, &s, pid, fut);
 	}
 	spawn_cleanup(&s);

@@ -556,6 +556,19 @@ typedef struct xp_subprocess_opts {
 	const char *cwd;
 	char *const *envp; /* NULL inherits */
 	int new_session;
+	/* Run the child on a new pseudo-terminal (for shells, ssh, passwd):
+	 * it becomes a session leader with the terminal as its controlling
+	 * terminal, and stdin, stdout and stderr are all the terminal (in,
+	 * out and err are ignored).  The master side is two pipe transports:
+	 * fd 0 writes the child's input (its write_eof and close send the
+	 * terminal's EOF character, VEOF, as a user's ^D would), fd 1 reads
+	 * what the child writes to any of its three (its EOF: no descriptor
+	 * of the terminal left open, i.e. the child and what it started have
+	 * exited); fd 2 has none.  Closing both hangs the terminal up: the
+	 * child gets SIGHUP.  The window size is pty_rows x pty_cols (0 means
+	 * 24 x 80). */
+	int pty;
+	unsigned short pty_rows, pty_cols;
 } xp_subprocess_opts;
 /* The future fails with -ENOENT / -EACCES if the program cannot run. */
 xp_future *xp_subprocess_exec(xp_loop *loop, xp_protocol_factory factory, void *arg,
@@ -609,6 +622,25 @@ typedef struct xp_proto_opts {
 xp_protocol *xp_echo_new(const xp_proto_opts *opts);
 xp_protocol *xp_discard_new(const xp_proto_opts *opts);
 xp_protocol *xp_chargen_new(const xp_proto_opts *opts);
+
+/*
+ * broker (ncat's broker mode): every byte a client sends goes to every
+ * other client of the broker, never back to the sender.  One broker per
+ * loop; xp_broker_protocol() makes the protocol of each client (opts: its
+ * watermarks, read size, idle timeout, hooks).  Flow control pauses the
+ * senders: while a client's write buffer is over its high watermark,
+ * reading stops from all the others, until it drained to its low
+ * watermark, so no queue grows without bound.  With an idle timeout, a
+ * client from which nothing was read and to which nothing drained for
+ * that long is dropped (clients held paused for another are not idle).
+ * A client's EOF ends that client after what is queued for it.  The
+ * broker is freed once released and its last client is gone.
+ */
+typedef struct xp_broker xp_broker;
+xp_broker *xp_broker_new(xp_loop *loop);
+xp_protocol *xp_broker_protocol(xp_broker *b, const xp_proto_opts *opts);
+size_t xp_broker_client_count(const xp_broker *b);
+void xp_broker_release(xp_broker *b);
 
 /*
  * The relay: two byte streams joined, both ways.  Each of its two ends is
@@ -697,6 +729,9 @@ typedef struct xp_exec_opts {
 		XP_EXEC_STDERR_SEPARATE,  /* relayed to our own stderr */
 		XP_EXEC_STDERR_INHERIT,	  /* the child writes our stderr fd */
 	} stderr_mode;
+	/* Run the child on a pseudo-terminal (xp_subprocess_opts.pty);
+	 * stderr_mode does not apply: stderr is that terminal. */
+	int pty;
 } xp_exec_opts;
 xp_protocol *xp_exec_new(xp_loop *loop, const xp_exec_opts *opts);
 

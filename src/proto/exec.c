@@ -134,6 +134,7 @@ static void start_child(struct exec_proto *x, xp_relay *r, xp_transport *t)
 		break;
 	}
 	so.envp = env;
+	so.pty = x->o.pty;
 	if (env && s)
 		fut = xp_subprocess_shell(x->loop, sub_factory, r, x->command, &so);
 	free(env);

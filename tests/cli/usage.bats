@@ -297,7 +297,7 @@ tcp-client --workers 2 localhost:1
 tcp-client --stderr merge localhost:1
 tcp-server --wait-for 1 :0
 tcp-server --check :0
-tcp-server --crlf :0
+udp-echo --crlf :0
 tcp-server --no-readline :0
 tcp-server --connect localhost:1 :0
 tcp-server --signal TERM :0
