@@ -545,6 +545,10 @@ static void leg_done(xp_future *f, void *arg)
 	int err = xp_future_error(f);
 
 	c->leg = NULL;
+	/* Accepted, then reset before the handshake began (a proxy refusing
+	 * its client, e.g. by --deny): a refusal, as in hs_lost. */
+	if (err == -ECONNRESET || err == -EPIPE)
+		err = XP_EPROXY;
 	if (err)
 		pxc_finish(c, err);
 	xp_future_release(f);
