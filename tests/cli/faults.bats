@@ -81,8 +81,7 @@ xrun() {
 	while [ ! -s "$T/$name.pid" ] && [ $n -gt 0 ]; do sleep 0.02; n=$((n - 1)); done
 	XPID=$(cat "$T/$name.pid")
 	PEERS+=("$XPID")
-	( sleep 60; kill -9 "$XPID" ) >/dev/null 2>&1 3>&- &
-	disown $!
+	watchdog "$XPID"
 }
 
 # xexit NAME [SECONDS]: wait for xport's exit; sets XST and XEND.

@@ -32,8 +32,23 @@ bg_xport() {
 	"$XPORT" "$@" <"$in" >"$T/$name.out" 2>"$T/$name.err" &
 	BG_PID=$!
 	BG_PIDS+=("$BG_PID")
-	# Watchdog: no test may hang.  Disowned: `wait` never waits for it.
-	( sleep 60; kill -9 "$BG_PID" ) >/dev/null 2>&1 &
+	# Watchdog: no test may hang.  Disowned: `wait` never waits for it,
+	# and holding none of bats' descriptors (fd 3 and its internal pipes),
+	# bats does not wait for it either.
+	watchdog "$BG_PID"
+}
+
+# watchdog PID [SECONDS]: kill -9 PID after SECONDS (default 60), from a
+# background job that has closed every descriptor above 2.
+watchdog() {
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done 2>/dev/null
+		sleep "${2:-60}"
+		kill -9 "$1"
+	) >/dev/null 2>&1 &
 	disown $!
 }
 
