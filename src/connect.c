@@ -28,15 +28,6 @@
  * to poll for (the socket is always writable): retry on a short timer. */
 #define UNIX_RETRY_DELAY 0.01
 
-static xp_future *failed(xp_loop *loop, int err)
-{
-	xp_future *f = xp_future_new(loop);
-
-	if (f)
-		xp_future_set_error(f, err);
-	return f;
-}
-
 /* ---- TLS chaining ----------------------------------------------------- */
 
 /* Copies the TLS wrapper's outcome to the caller's future; cancelling the
@@ -680,17 +671,17 @@ xp_future *xp_create_connection(xp_loop *loop, xp_protocol_factory factory, void
 	}
 	r = check_opts(factory, opts);
 	if (r < 0)
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	if (opts && opts->proxy && opts->proxy->kind != XP_PROXY_NONE) {
 		if (opts->use_sock)
-			return failed(loop, -EINVAL);
+			return xp__future_failed(loop, -EINVAL);
 		return xp__proxy_connect(loop, factory, arg, host, port, opts);
 	}
 	if (opts && opts->use_sock) {
 		/* asyncio: host/port and sock are exclusive (ValueError). */
 		if (host || port || opts->local_addr) {
 			close(opts->sock);
-			return failed(loop, -EINVAL);
+			return xp__future_failed(loop, -EINVAL);
 		}
 		return wrap_existing(loop, factory, arg, opts->sock, opts, 0);
 	}
@@ -711,7 +702,7 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 	int r = check_opts(factory, opts);
 
 	if (r < 0)
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	c = conn_new(loop, factory, arg, host, opts);
 	if (!c)
 		return NULL;
@@ -742,25 +733,25 @@ xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory,
 	}
 	r = check_opts(factory, opts);
 	if (r < 0)
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	if (opts)
 		o = *opts;
 	/* A proxy reaches TCP targets only. */
 	if (o.proxy && o.proxy->kind != XP_PROXY_NONE)
-		return failed(loop, -EINVAL);
+		return xp__future_failed(loop, -EINVAL);
 	if (o.use_sock) {
 		if (path) {
 			close(o.sock);
-			return failed(loop, -EINVAL);
+			return xp__future_failed(loop, -EINVAL);
 		}
 		return wrap_existing(loop, factory, arg, o.sock, &o, 0);
 	}
 	/* asyncio: TLS over Unix sockets needs an explicit server_hostname. */
 	if (o.tls && !o.server_hostname)
-		return failed(loop, -EINVAL);
+		return xp__future_failed(loop, -EINVAL);
 	r = xp__unix_addr(path, &sa);
 	if (r < 0)
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	o.local_addr = NULL;
 	o.happy_eyeballs_delay = -1;
 	return xp__connect_addrs(loop, factory, arg, &sa, 1, NULL, &o);
@@ -781,7 +772,7 @@ xp_future *xp_connect_accepted_socket(xp_loop *loop, xp_protocol_factory factory
 	if (r < 0) {
 		if (sock >= 0)
 			close(sock);
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	}
 	return wrap_existing(loop, factory, arg, sock, opts, 1);
 }

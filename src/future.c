@@ -220,3 +220,12 @@ int xp_future_remove_done_callback(xp_future *f, xp_future_cb cb, void *arg)
 	}
 	return removed;
 }
+
+xp_future *xp__future_failed(xp_loop *loop, int err)
+{
+	xp_future *f = xp_future_new(loop);
+
+	if (f)
+		xp_future_set_error(f, err);
+	return f;
+}

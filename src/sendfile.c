@@ -41,15 +41,6 @@ ssize_t xp__sendfile_read(int fd, void *buf, size_t want, off_t *offset, bool *u
 	}
 }
 
-static xp_future *failed_future(xp_loop *loop, int err)
-{
-	xp_future *f = xp_future_new(loop);
-
-	if (f)
-		xp_future_set_error(f, err);
-	return f;
-}
-
 /* ---- sendfile over other kinds (TLS, write pipes) ------------------
  *
  * As asyncio's _SendfileFallbackProtocol: a proxy protocol stands in for
@@ -204,9 +195,9 @@ static xp_future *sendfile_generic(xp_transport *t, int file_fd, off_t offset, s
 	struct sf_proxy *px;
 
 	if (!t->vt->write)
-		return failed_future(t->loop, -ENOTSUP);
+		return xp__future_failed(t->loop, -ENOTSUP);
 	if (app && (app->ops == &px_ops || app->ops == &px_buffered_ops))
-		return failed_future(t->loop, -EBUSY);
+		return xp__future_failed(t->loop, -EBUSY);
 	px = calloc(1, sizeof(*px));
 	if (!px)
 		return NULL;
@@ -239,7 +230,7 @@ xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t o
 		return NULL;
 	}
 	if (t->closing || t->lost_scheduled)
-		return failed_future(loop, XP_ECLOSED);
+		return xp__future_failed(loop, XP_ECLOSED);
 	err = xp__stream_sendfile(t, file_fd, offset, count, &fut);
 	if (err == -ENOTSUP)
 		return sendfile_generic(t, file_fd, offset, count);
@@ -247,5 +238,5 @@ xp_future *xp_loop_sendfile(xp_loop *loop, xp_transport *t, int file_fd, off_t o
 		errno = ENOMEM;
 		return NULL;
 	}
-	return err ? failed_future(loop, err) : fut;
+	return err ? xp__future_failed(loop, err) : fut;
 }

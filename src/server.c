@@ -59,15 +59,6 @@ struct xp_server {
 	ino_t ino;
 };
 
-static xp_future *failed(xp_loop *loop, int err)
-{
-	xp_future *f = xp_future_new(loop);
-
-	if (f)
-		xp_future_set_error(f, err);
-	return f;
-}
-
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void server_destroy(struct xp_server *s)
@@ -357,9 +348,9 @@ xp_future *xp_server_serve_forever(xp_server *s)
 		return NULL;
 	}
 	if (s->closed)
-		return failed(s->loop, XP_ECLOSED);
+		return xp__future_failed(s->loop, XP_ECLOSED);
 	if (s->forever)
-		return failed(s->loop, XP_ESTATE); /* already being served */
+		return xp__future_failed(s->loop, XP_ESTATE); /* already being served */
 	f = xp_future_new(s->loop);
 	if (!f)
 		return NULL;
@@ -807,7 +798,7 @@ xp_future *xp_create_server(xp_loop *loop, xp_protocol_factory factory, void *ar
 	if (r < 0) {
 		if (o.use_sock)
 			close(o.sock);
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	}
 	if (o.use_sock)
 		return serve_sock(loop, factory, arg, &o);
@@ -881,13 +872,13 @@ xp_future *xp_create_unix_server(xp_loop *loop, xp_protocol_factory factory, voi
 	if (r < 0) {
 		if (o.use_sock)
 			close(o.sock);
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	}
 	if (o.use_sock)
 		return serve_sock(loop, factory, arg, &o);
 	r = xp__unix_addr(path, &sa);
 	if (r < 0)
-		return failed(loop, r);
+		return xp__future_failed(loop, r);
 	fut = xp_future_new(loop);
 	if (!fut)
 		return NULL;
