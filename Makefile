@@ -29,7 +29,7 @@ CFLAGS     ?= -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter
 EXTRA_CFLAGS ?=
 LDFLAGS    ?=
 # Not meant to be overridden: the code depends on these.
-BASE_CFLAGS := -std=gnu11 -fPIC -D_GNU_SOURCE -Isrc -pthread
+BASE_CFLAGS := -std=gnu11 -fPIC -D_GNU_SOURCE -Iinclude -pthread
 LIBS       := -lssl -lcrypto -lpthread
 
 ifeq ($(filter $(BACKEND),epoll poll),)
@@ -94,7 +94,7 @@ VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
 	--track-fds=no --trace-children=no
 
-FORMAT_FILES = $(shell find src cli tests examples -name '*.[ch]' 2>/dev/null)
+FORMAT_FILES = $(shell find include src cli tests examples -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all deps test test-unit test-asan test-valgrind test-poll test-cli test-coverage test-format \
 	test-fuzz-replay fuzz fuzz-merge fuzz-bins demo bench install uninstall clean format format-check FORCE
@@ -115,6 +115,10 @@ $(ALL_OBJS): $(OBJ)/%.o: %.c $(BUILDDIR)/config.stamp
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+# The wall between tool and library: the library and its white-box tests see
+# src/ (private headers); the tool and the examples see the public header
+# alone, so a private name used from cli/ fails to compile.
+$(LIB_OBJS) $(UNIT_OBJS) $(FUZZ_OBJS): ALL_CFLAGS += -Isrc
 $(CLI_OBJS): ALL_CFLAGS += $(CLI_CFLAGS)
 
 # Link steps also depend on a stamp listing their sources, so deleting a
@@ -262,7 +266,7 @@ install-if = if [ -f $(1) ]; then install -d $(D)$(dir $(2)) && install -m 644 $
 
 install: all
 	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(BINDIR)
-	install -m 644 src/xport.h $(D)$(INCLUDEDIR)/xport.h
+	install -m 644 include/xport.h $(D)$(INCLUDEDIR)/xport.h
 	install -m 644 $(STATIC) $(D)$(LIBDIR)/libxport.a
 	install -m 644 $(PCFILE) $(D)$(LIBDIR)/pkgconfig/xport.pc
 	if [ -f $(SHARED) ]; then \
