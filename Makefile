@@ -40,7 +40,7 @@ BASE_CFLAGS += -DXP_BACKEND_POLL
 endif
 
 ifeq ($(READLINE),yes)
-CLI_CFLAGS := -DXP_HAVE_READLINE
+CLI_CFLAGS := -DCLI_HAVE_READLINE
 CLI_LIBS   := -lreadline
 else ifeq ($(READLINE),no)
 CLI_CFLAGS :=

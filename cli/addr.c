@@ -14,18 +14,18 @@
 
 #include "run.h"
 
-void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t size)
+void cli_addr_str(const struct cli_addr *a, int server, char *buf, size_t size)
 {
 	const char *host = a->host;
 
 	switch (a->kind) {
-	case XP_ADDR_UNIX:
+	case CLI_ADDR_UNIX:
 		snprintf(buf, size, "unix:%s", a->path);
 		return;
-	case XP_ADDR_UNIX_ABSTRACT:
+	case CLI_ADDR_UNIX_ABSTRACT:
 		snprintf(buf, size, "unix:@%s", a->path);
 		return;
-	case XP_ADDR_HOSTPORT:
+	case CLI_ADDR_HOSTPORT:
 		break;
 	}
 	if (!host[0])
@@ -37,27 +37,27 @@ void xp_cli_addr_str(const struct xp_cli_addr *a, int server, char *buf, size_t 
 }
 
 /* The library spells an abstract socket "@name". */
-static const char *unix_path(const struct xp_cli_addr *a, char *buf, size_t size)
+static const char *unix_path(const struct cli_addr *a, char *buf, size_t size)
 {
-	if (a->kind == XP_ADDR_UNIX_ABSTRACT) {
+	if (a->kind == CLI_ADDR_UNIX_ABSTRACT) {
 		snprintf(buf, size, "@%s", a->path);
 		return buf;
 	}
 	return a->path;
 }
 
-xp_future *xp_cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg,
-			 const struct xp_cli_addr *a, const xp_server_opts *o)
+xp_future *cli_listen(xp_loop *loop, xp_protocol_factory f, void *arg, const struct cli_addr *a,
+		      const xp_server_opts *o)
 {
 	char p[sizeof(a->path) + 2];
 
-	if (a->kind != XP_ADDR_HOSTPORT)
+	if (a->kind != CLI_ADDR_HOSTPORT)
 		return xp_create_unix_server(loop, f, arg, unix_path(a, p, sizeof(p)), o);
 	return xp_create_server(loop, f, arg, a->host[0] ? a->host : NULL, a->port, o);
 }
 
 /* :PORT goes to localhost, of the one family under -4/-6. */
-const char *xp_cli_client_host(const struct xp_cli_addr *a, int family)
+const char *cli_client_host(const struct cli_addr *a, int family)
 {
 	if (a->host[0])
 		return a->host;
@@ -74,13 +74,13 @@ const char *xp_cli_client_host(const struct xp_cli_addr *a, int family)
  * source without that family is still set: the library then finds no
  * target address it can bind for and fails with EADDRNOTAVAIL.
  */
-static void source_for(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o)
+static void source_for(const struct cli_config *c, const struct cli_addr *a, xp_connect_opts *o)
 {
 	unsigned char buf[4];
 	int fam = c->family;
 	int have4 = c->source4.sin_family == AF_INET, have6 = c->source6.sin6_family == AF_INET6;
 
-	if (!c->has_source || a->kind != XP_ADDR_HOSTPORT)
+	if (!c->has_source || a->kind != CLI_ADDR_HOSTPORT)
 		return;
 	if (c->proxy.kind)
 		a = &c->proxy.addr; /* the connection made is to the proxy */
@@ -99,26 +99,26 @@ static void source_for(const struct xp_cli *c, const struct xp_cli_addr *a, xp_c
 	}
 }
 
-void xp_cli_connect_opts(const struct xp_cli *c, const struct xp_cli_addr *a, xp_connect_opts *o,
-			 xp_proxy *px)
+void cli_connect_opts(const struct cli_config *c, const struct cli_addr *a, xp_connect_opts *o,
+		      xp_proxy *px)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout = c->connect_timeout > 0 ? c->connect_timeout : 0;
 	o->family = c->family;
 	/* The proxy carries TCP only: a unix: end of pipe is direct. */
-	if (a->kind == XP_ADDR_HOSTPORT)
-		o->proxy = xp_cli_proxy(c, px);
+	if (a->kind == CLI_ADDR_HOSTPORT)
+		o->proxy = cli_proxy(c, px);
 	source_for(c, a, o);
 }
 
-void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char *buf, size_t size)
+void cli_conn_name(const struct cli_config *c, const struct cli_addr *a, char *buf, size_t size)
 {
-	const struct xp_cli_addr *s = &c->source;
+	const struct cli_addr *s = &c->source;
 	size_t n;
 
-	xp_cli_addr_str(a, 0, buf, size);
+	cli_addr_str(a, 0, buf, size);
 	n = strlen(buf);
-	if (!c->has_source || a->kind != XP_ADDR_HOSTPORT || n >= size)
+	if (!c->has_source || a->kind != CLI_ADDR_HOSTPORT || n >= size)
 		return;
 	if (!s->host[0])
 		snprintf(buf + n, size - n, " from port %s", s->port);
@@ -130,26 +130,26 @@ void xp_cli_conn_name(const struct xp_cli *c, const struct xp_cli_addr *a, char 
 			 s->port);
 }
 
-xp_future *xp_cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg,
-			  const struct xp_cli_addr *a, const xp_connect_opts *o)
+xp_future *cli_connect(xp_loop *loop, xp_protocol_factory f, void *arg, const struct cli_addr *a,
+		       const xp_connect_opts *o)
 {
 	char p[sizeof(a->path) + 2];
 
-	if (a->kind != XP_ADDR_HOSTPORT)
+	if (a->kind != CLI_ADDR_HOSTPORT)
 		return xp_create_unix_connection(loop, f, arg, unix_path(a, p, sizeof(p)), o);
-	return xp_create_connection(loop, f, arg, xp_cli_client_host(a, o ? o->family : 0), a->port,
+	return xp_create_connection(loop, f, arg, cli_client_host(a, o ? o->family : 0), a->port,
 				    o);
 }
 
 /* A reset is not here: it needs an established connection (a refusal is
  * ECONNREFUSED), so it is the runtime failure 1 even when it comes as the
  * result of the connect or of a TLS handshake. */
-int xp_cli_connect_status(int err)
+int cli_connect_status(int err)
 {
 	switch (err) {
 	case -ETIMEDOUT:
 	case -ECANCELED:
-		return XP_EXIT_TEMPFAIL;
+		return CLI_EXIT_TEMPFAIL;
 	case -ECONNREFUSED:
 	case -EHOSTUNREACH:
 	case -ENETUNREACH:
@@ -161,13 +161,13 @@ int xp_cli_connect_status(int err)
 	case -ENOENT:	  /* unix socket path */
 	case -EAFNOSUPPORT:
 	case XP_ERESOLVE:
-		return XP_EXIT_UNAVAILABLE;
+		return CLI_EXIT_UNAVAILABLE;
 	default:
-		return xp_is_proxy_error(err) ? XP_EXIT_UNAVAILABLE : XP_EXIT_FAIL;
+		return xp_is_proxy_error(err) ? CLI_EXIT_UNAVAILABLE : CLI_EXIT_FAIL;
 	}
 }
 
-int xp_cli_listen_status(int err)
+int cli_listen_status(int err)
 {
 	switch (err) {
 	case -EADDRINUSE:
@@ -179,14 +179,14 @@ int xp_cli_listen_status(int err)
 	case -ENOTDIR:
 	case -EROFS:
 	case XP_ERESOLVE:
-		return XP_EXIT_OSERR;
+		return CLI_EXIT_OSERR;
 	default:
-		return XP_EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 }
 
 /* Is the address (16 bytes for v6, 4 for v4) inside the rule's network? */
-static int cidr_match(const struct xp_cli_cidr *r, int family, const unsigned char *addr)
+static int cidr_match(const struct cli_cidr *r, int family, const unsigned char *addr)
 {
 	unsigned int bits = r->prefix, i;
 
@@ -225,9 +225,9 @@ static int ip_of(const struct sockaddr *sa, unsigned char addr[16])
 	return 0;
 }
 
-int xp_cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len)
+int cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len)
 {
-	const struct xp_cli *c = cli;
+	const struct cli_config *c = cli;
 	unsigned char addr[16];
 	int family = ip_of(sa, addr);
 
@@ -237,16 +237,16 @@ int xp_cli_target_allowed(void *cli, const struct sockaddr *sa, socklen_t len)
 	return 0;
 }
 
-const xp_proxy *xp_cli_proxy(const struct xp_cli *c, xp_proxy *px)
+const xp_proxy *cli_proxy(const struct cli_config *c, xp_proxy *px)
 {
-	const struct xp_cli_proxy *p = &c->proxy;
+	const struct cli_proxy *p = &c->proxy;
 
 	if (!p->kind)
 		return NULL;
 	memset(px, 0, sizeof(*px));
-	px->kind = p->kind == XP_CLI_PROXY_HTTP	    ? XP_PROXY_HTTP
-		   : p->kind == XP_CLI_PROXY_SOCKS5 ? XP_PROXY_SOCKS5
-						    : XP_PROXY_SOCKS4A;
+	px->kind = p->kind == CLI_PROXY_HTTP	 ? XP_PROXY_HTTP
+		   : p->kind == CLI_PROXY_SOCKS5 ? XP_PROXY_SOCKS5
+						 : XP_PROXY_SOCKS4A;
 	px->host = p->addr.host;
 	px->port = p->addr.port;
 	px->user = p->has_user ? p->user : NULL;
@@ -254,8 +254,8 @@ const xp_proxy *xp_cli_proxy(const struct xp_cli *c, xp_proxy *px)
 	return px;
 }
 
-const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int err, char *buf,
-				size_t size)
+const char *cli_connect_what(const struct cli_config *c, const char *name, int err, char *buf,
+			     size_t size)
 {
 	char proxy[300];
 
@@ -263,7 +263,7 @@ const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int er
 		snprintf(buf, size, "connect %s", name);
 		return buf;
 	}
-	xp_cli_addr_str(&c->proxy.addr, 0, proxy, sizeof(proxy));
+	cli_addr_str(&c->proxy.addr, 0, proxy, sizeof(proxy));
 	if (xp_is_proxy_error(err))
 		snprintf(buf, size, "proxy %s", proxy);
 	else
@@ -278,9 +278,9 @@ const char *xp_cli_connect_what(const struct xp_cli *c, const char *name, int er
  * --allow was given (an allow list), else accepted.  A v4-mapped IPv6
  * peer (dual-stack socket) is matched as IPv4.
  */
-int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, socklen_t len)
+int cli_peer_allowed(const struct cli_config *c, const struct sockaddr *sa, socklen_t len)
 {
-	const struct xp_cli_cidr *rules = c->acl ? c->acl : c->rules;
+	const struct cli_cidr *rules = c->acl ? c->acl : c->rules;
 	unsigned int i, n = c->acl ? c->n_acl : c->n_rules;
 	unsigned char addr[16];
 	int family, any_allow = 0, allowed = 0;
@@ -324,7 +324,7 @@ int xp_cli_peer_allowed(const struct xp_cli *c, const struct sockaddr *sa, sockl
 	return allowed || !any_allow;
 }
 
-void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+void cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 {
 	int r;
 
@@ -345,7 +345,7 @@ void xp_cli_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, si
 		snprintf(buf, size, "?");
 }
 
-void xp_cli_set_linger0(xp_transport *t)
+void cli_set_linger0(xp_transport *t)
 {
 	const int *fd = xp_transport_get_extra_info(t, "socket", NULL);
 	struct linger l = {.l_onoff = 1, .l_linger = 0};

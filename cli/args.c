@@ -9,7 +9,7 @@
  * rules that tie options together are checked once everything is read, so
  * that `xport tcp-client bogus --help` still prints the help.
  *
- * Every malformed input gives XP_CLI_USAGE and a one-line message.
+ * Every malformed input gives CLI_USAGE and a one-line message.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -93,172 +93,172 @@ enum opt_id {
 	O_COUNT
 };
 
-#define SRV XP_IN(XP_CMD_TCP_SERVER)
-#define CLI XP_IN(XP_CMD_TCP_CLIENT)
-#define UDP XP_IN(XP_CMD_UDP_ECHO)
-#define SUB XP_IN(XP_CMD_SUBPROCESS)
-#define PIP XP_IN(XP_CMD_PIPE)
-#define TOP XP_IN(XP_CMD_NONE)
+#define SRV CLI_IN(CLI_CMD_TCP_SERVER)
+#define CLI CLI_IN(CLI_CMD_TCP_CLIENT)
+#define UDP CLI_IN(CLI_CMD_UDP_ECHO)
+#define SUB CLI_IN(CLI_CMD_SUBPROCESS)
+#define PIP CLI_IN(CLI_CMD_PIPE)
+#define TOP CLI_IN(CLI_CMD_NONE)
 #define ALL (TOP | SRV | CLI | UDP | SUB | PIP)
 #define STREAM (SRV | CLI | SUB | PIP)
 
 #define FLAG(id, name, sh, cmds, grp, help)                                                        \
 	{                                                                                          \
-		id, name, sh, XP_ARG_NONE, NULL, NULL, cmds, grp, 0, help                          \
+		id, name, sh, CLI_ARG_NONE, NULL, NULL, cmds, grp, 0, help                         \
 	}
 #define VAL(id, name, sh, vname, choices, cmds, grp, help)                                         \
 	{                                                                                          \
-		id, name, sh, XP_ARG_REQUIRED, vname, choices, cmds, grp, 0, help                  \
+		id, name, sh, CLI_ARG_REQUIRED, vname, choices, cmds, grp, 0, help                 \
 	}
 
-const struct xp_cli_option xp_cli_options[] = {
+const struct cli_option cli_options[] = {
     /* options of one command */
     VAL(O_PROTO, "proto", 0, "NAME",
-	"stdio echo discard chargen exec forward socks5 http-proxy broker", SRV, XP_GRP_COMMAND,
+	"stdio echo discard chargen exec forward socks5 http-proxy broker", SRV, CLI_GRP_COMMAND,
 	"built-in protocol for every connection (default stdio)"),
-    VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, XP_GRP_COMMAND,
+    VAL(O_EXEC, "exec", 'e', "CMD", NULL, SRV, CLI_GRP_COMMAND,
 	"run /bin/sh -c CMD for every connection (--proto exec)"),
-    VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, XP_GRP_COMMAND,
+    VAL(O_FORWARD, "forward", 0, "ADDR", NULL, SRV, CLI_GRP_COMMAND,
 	"relay every connection to ADDR (--proto forward)"),
-    VAL(O_PROXY_AUTH, "proxy-auth", 0, "USER:PASS", NULL, SRV, XP_GRP_COMMAND,
+    VAL(O_PROXY_AUTH, "proxy-auth", 0, "USER:PASS", NULL, SRV, CLI_GRP_COMMAND,
 	"socks5/http-proxy: clients must authenticate as USER:PASS"),
-    VAL(O_FORWARD_ALLOW, "forward-allow", 0, "CIDR", NULL, SRV, XP_GRP_COMMAND,
+    VAL(O_FORWARD_ALLOW, "forward-allow", 0, "CIDR", NULL, SRV, CLI_GRP_COMMAND,
 	"socks5/http-proxy: allow only targets in CIDR (repeatable)"),
-    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI | PIP, XP_GRP_COMMAND,
+    VAL(O_WAIT_FOR, "wait-for", 0, "SECONDS", NULL, CLI | PIP, CLI_GRP_COMMAND,
 	"retry connecting until the server is up (exit 75 if not)"),
-    FLAG(O_CHECK, "check", 0, CLI, XP_GRP_COMMAND,
+    FLAG(O_CHECK, "check", 0, CLI, CLI_GRP_COMMAND,
 	 "connect, then exit 0 at once (69 if unreachable)"),
-    FLAG(O_CRLF, "crlf", 0, CLI | SRV | SUB | PIP, XP_GRP_COMMAND,
+    FLAG(O_CRLF, "crlf", 0, CLI | SRV | SUB | PIP, CLI_GRP_COMMAND,
 	 "send local LF line endings as CRLF (stdio sides)"),
-    FLAG(O_NO_READLINE, "no-readline", 0, CLI, XP_GRP_COMMAND, "never use line editing"),
-    VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
+    FLAG(O_NO_READLINE, "no-readline", 0, CLI, CLI_GRP_COMMAND, "never use line editing"),
+    VAL(O_CONNECT, "connect", 0, "ADDR", NULL, SUB, CLI_GRP_COMMAND,
 	"stream the child's stdio to a connection to ADDR"),
-    VAL(O_LISTEN, "listen", 0, "ADDR", NULL, SUB, XP_GRP_COMMAND,
+    VAL(O_LISTEN, "listen", 0, "ADDR", NULL, SUB, CLI_GRP_COMMAND,
 	"stream the child's stdio to one client accepted on ADDR"),
-    VAL(O_STDERR, "stderr", 0, "MODE", "merge separate inherit", SUB, XP_GRP_COMMAND,
+    VAL(O_STDERR, "stderr", 0, "MODE", "merge separate inherit", SUB, CLI_GRP_COMMAND,
 	"child's stderr: merge (default), separate or inherit"),
-    VAL(O_SIGNAL, "signal", 0, "SIG", "TERM HUP INT KILL USR1 USR2", SUB, XP_GRP_COMMAND,
+    VAL(O_SIGNAL, "signal", 0, "SIG", "TERM HUP INT KILL USR1 USR2", SUB, CLI_GRP_COMMAND,
 	"sent to the child when the connection is lost (default TERM)"),
-    VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB, XP_GRP_COMMAND,
+    VAL(O_KILL_AFTER, "kill-after", 0, "SECONDS", NULL, SUB, CLI_GRP_COMMAND,
 	"SIGKILL the child this long after --signal (default never)"),
-    FLAG(O_PTY, "pty", 0, SRV | SUB | PIP, XP_GRP_COMMAND,
+    FLAG(O_PTY, "pty", 0, SRV | SUB | PIP, CLI_GRP_COMMAND,
 	 "run the child on a pseudo-terminal (exec, exec:, subprocess)"),
 
     /* server options */
-    FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    FLAG(O_KEEP_OPEN, "keep-open", 'k', SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	 "serve many connections, not just one"),
-    FLAG(O_ONCE, "once", 0, SRV | PIP, XP_GRP_SERVER, "exit after the first connection ends"),
-    VAL(O_MAX_CONNS, "max-conns", 0, "N", NULL, SRV | PIP, XP_GRP_SERVER,
+    FLAG(O_ONCE, "once", 0, SRV | PIP, CLI_GRP_SERVER, "exit after the first connection ends"),
+    VAL(O_MAX_CONNS, "max-conns", 0, "N", NULL, SRV | PIP, CLI_GRP_SERVER,
 	"close a connection over N at once (default unlimited)"),
-    VAL(O_BACKLOG, "backlog", 0, "N", NULL, SRV | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_BACKLOG, "backlog", 0, "N", NULL, SRV | SUB | PIP, CLI_GRP_SERVER,
 	"listen backlog (default 128)"),
-    FLAG(O_REUSE_PORT, "reuse-port", 0, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    FLAG(O_REUSE_PORT, "reuse-port", 0, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	 "set SO_REUSEPORT (share the port)"),
-    VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, XP_GRP_SERVER,
+    VAL(O_WORKERS, "workers", 0, "N", NULL, SRV, CLI_GRP_SERVER,
 	"N event loops on N threads (default 1)"),
-    VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_ALLOW, "allow", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	"accept peers in CIDR or at HOST (repeatable)"),
-    VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_DENY, "deny", 0, "CIDR", NULL, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	"refuse peers in CIDR or at HOST (repeatable)"),
-    VAL(O_ALLOW_FILE, "allow-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_ALLOW_FILE, "allow-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	"accept peers matching a rule in FILE"),
-    VAL(O_DENY_FILE, "deny-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_DENY_FILE, "deny-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	"refuse peers matching a rule in FILE"),
-    VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, XP_GRP_SERVER,
+    VAL(O_PORT_FILE, "port-file", 0, "FILE", NULL, SRV | UDP | SUB | PIP, CLI_GRP_SERVER,
 	"write the bound port to FILE when ready"),
     VAL(O_HANDSHAKE_TIMEOUT, "handshake-timeout", 0, "SECONDS", NULL, SRV | SUB | PIP,
-	XP_GRP_SERVER, "close a TLS client not set up in this long (default 10)"),
+	CLI_GRP_SERVER, "close a TLS client not set up in this long (default 10)"),
 
     /* TLS */
-    FLAG(O_TLS, "tls", 0, SRV | CLI | SUB, XP_GRP_TLS, "use TLS (1.2 at least)"),
-    VAL(O_CERT, "cert", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+    FLAG(O_TLS, "tls", 0, SRV | CLI | SUB, CLI_GRP_TLS, "use TLS (1.2 at least)"),
+    VAL(O_CERT, "cert", 0, "FILE", NULL, STREAM, CLI_GRP_TLS,
 	"PEM certificate chain (a server makes one if absent)"),
-    VAL(O_KEY, "key", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+    VAL(O_KEY, "key", 0, "FILE", NULL, STREAM, CLI_GRP_TLS,
 	"PEM private key (default is the --cert file)"),
-    VAL(O_CA, "ca", 0, "FILE", NULL, STREAM, XP_GRP_TLS,
+    VAL(O_CA, "ca", 0, "FILE", NULL, STREAM, CLI_GRP_TLS,
 	"trust these CAs instead of the system store"),
-    FLAG(O_INSECURE, "insecure", 0, STREAM, XP_GRP_TLS, "do not verify the peer"),
-    VAL(O_PIN, "pin", 0, "sha256:HEX", NULL, STREAM, XP_GRP_TLS,
+    FLAG(O_INSECURE, "insecure", 0, STREAM, CLI_GRP_TLS, "do not verify the peer"),
+    VAL(O_PIN, "pin", 0, "sha256:HEX", NULL, STREAM, CLI_GRP_TLS,
 	"accept exactly the peer certificate with this fingerprint"),
-    VAL(O_SERVERNAME, "servername", 0, "NAME", NULL, CLI | SUB | PIP, XP_GRP_TLS,
+    VAL(O_SERVERNAME, "servername", 0, "NAME", NULL, CLI | SUB | PIP, CLI_GRP_TLS,
 	"SNI and verified name (default: host of ADDR)"),
-    VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, XP_GRP_TLS,
+    VAL(O_ALPN, "alpn", 0, "LIST", NULL, STREAM, CLI_GRP_TLS,
 	"comma-separated ALPN protocols to offer or accept"),
     VAL(O_VERIFY_CLIENT, "verify-client", 0, "MODE", "require optional", SRV | SUB | PIP,
-	XP_GRP_TLS, "client certificate: require (default) or optional"),
+	CLI_GRP_TLS, "client certificate: require (default) or optional"),
 
     /* stream options */
-    VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+    VAL(O_HIGH_WATER, "high-water", 0, "SIZE", NULL, STREAM | UDP, CLI_GRP_STREAM,
 	"pause reading over this write buffer (default 64K)"),
-    VAL(O_LOW_WATER, "low-water", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+    VAL(O_LOW_WATER, "low-water", 0, "SIZE", NULL, STREAM | UDP, CLI_GRP_STREAM,
 	"resume at or below this (default 16K)"),
-    VAL(O_READ_SIZE, "read-size", 0, "SIZE", NULL, STREAM | UDP, XP_GRP_STREAM,
+    VAL(O_READ_SIZE, "read-size", 0, "SIZE", NULL, STREAM | UDP, CLI_GRP_STREAM,
 	"receive buffer size (default 64K)"),
-    FLAG(O_HALF_CLOSE, "half-close", 0, STREAM, XP_GRP_STREAM,
+    FLAG(O_HALF_CLOSE, "half-close", 0, STREAM, CLI_GRP_STREAM,
 	 "pass EOF on, keep the other direction (default)"),
-    FLAG(O_NO_HALF_CLOSE, "no-half-close", 0, STREAM, XP_GRP_STREAM,
+    FLAG(O_NO_HALF_CLOSE, "no-half-close", 0, STREAM, CLI_GRP_STREAM,
 	 "at EOF, flush and close both directions"),
-    FLAG(O_SEND_ONLY, "send-only", 0, STREAM, XP_GRP_STREAM,
+    FLAG(O_SEND_ONLY, "send-only", 0, STREAM, CLI_GRP_STREAM,
 	 "one way: local input to the peer (its data dropped)"),
-    FLAG(O_RECV_ONLY, "recv-only", 0, STREAM, XP_GRP_STREAM,
+    FLAG(O_RECV_ONLY, "recv-only", 0, STREAM, CLI_GRP_STREAM,
 	 "one way: the peer to local output (input never read)"),
-    VAL(O_EOF_TIMEOUT, "eof-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+    VAL(O_EOF_TIMEOUT, "eof-timeout", 0, "SECONDS", NULL, STREAM, CLI_GRP_STREAM,
 	"after one direction ended, wait at most this long"),
-    VAL(O_IDLE_TIMEOUT, "idle-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+    VAL(O_IDLE_TIMEOUT, "idle-timeout", 0, "SECONDS", NULL, STREAM, CLI_GRP_STREAM,
 	"close a connection idle this long (default none)"),
-    VAL(O_CONNECT_TIMEOUT, "connect-timeout", 0, "SECONDS", NULL, STREAM, XP_GRP_STREAM,
+    VAL(O_CONNECT_TIMEOUT, "connect-timeout", 0, "SECONDS", NULL, STREAM, CLI_GRP_STREAM,
 	"give up connecting after this long (default 30)"),
-    FLAG(O_HEXDUMP, "hexdump", 'x', STREAM | UDP, XP_GRP_STREAM, "dump traffic to stderr"),
-    {O_STATS, "stats", 0, XP_ARG_OPTIONAL, "json", "text json", STREAM | UDP, XP_GRP_STREAM, 0,
+    FLAG(O_HEXDUMP, "hexdump", 'x', STREAM | UDP, CLI_GRP_STREAM, "dump traffic to stderr"),
+    {O_STATS, "stats", 0, CLI_ARG_OPTIONAL, "json", "text json", STREAM | UDP, CLI_GRP_STREAM, 0,
      "per-connection stats on stderr at exit (=json for JSON)"},
-    FLAG(O_PROGRESS, "progress", 0, STREAM, XP_GRP_STREAM,
+    FLAG(O_PROGRESS, "progress", 0, STREAM, CLI_GRP_STREAM,
 	 "live progress line while stderr is a terminal"),
-    FLAG(O_IPV4, "ipv4", '4', STREAM | UDP, XP_GRP_STREAM, "IPv4 only (names, listeners, :PORT)"),
-    FLAG(O_IPV6, "ipv6", '6', STREAM | UDP, XP_GRP_STREAM, "IPv6 only (names, listeners, :PORT)"),
-    VAL(O_SOURCE, "source", 's', "ADDR", NULL, SRV | CLI | SUB | PIP, XP_GRP_STREAM,
+    FLAG(O_IPV4, "ipv4", '4', STREAM | UDP, CLI_GRP_STREAM, "IPv4 only (names, listeners, :PORT)"),
+    FLAG(O_IPV6, "ipv6", '6', STREAM | UDP, CLI_GRP_STREAM, "IPv6 only (names, listeners, :PORT)"),
+    VAL(O_SOURCE, "source", 's', "ADDR", NULL, SRV | CLI | SUB | PIP, CLI_GRP_STREAM,
 	"bind outgoing sockets to HOST, HOST:PORT or :PORT"),
-    VAL(O_PROXY, "proxy", 0, "URL", NULL, STREAM, XP_GRP_STREAM,
+    VAL(O_PROXY, "proxy", 0, "URL", NULL, STREAM, CLI_GRP_STREAM,
 	"connect through http://, socks5:// or socks4a://[U:P@]HOST:PORT"),
 
     /* global options */
-    FLAG(O_HELP, "help", 'h', ALL, XP_GRP_GLOBAL, "print this help and exit"),
-    FLAG(O_VERSION, "version", 'V', ALL, XP_GRP_GLOBAL, "print version information and exit"),
-    FLAG(O_VERBOSE, "verbose", 'v', ALL, XP_GRP_GLOBAL, "log more (repeat for more)"),
-    FLAG(O_QUIET, "quiet", 'q', ALL, XP_GRP_GLOBAL, "errors only (no readiness line, no notices)"),
-    VAL(O_GRACE, "grace", 0, "SECONDS", NULL, ALL, XP_GRP_GLOBAL,
+    FLAG(O_HELP, "help", 'h', ALL, CLI_GRP_GLOBAL, "print this help and exit"),
+    FLAG(O_VERSION, "version", 'V', ALL, CLI_GRP_GLOBAL, "print version information and exit"),
+    FLAG(O_VERBOSE, "verbose", 'v', ALL, CLI_GRP_GLOBAL, "log more (repeat for more)"),
+    FLAG(O_QUIET, "quiet", 'q', ALL, CLI_GRP_GLOBAL, "errors only (no readiness line, no notices)"),
+    VAL(O_GRACE, "grace", 0, "SECONDS", NULL, ALL, CLI_GRP_GLOBAL,
 	"on SIGINT/SIGTERM, let connections finish (default 5)"),
-    {O_DUMP, "dump-options", 0, XP_ARG_NONE, NULL, NULL, TOP, XP_GRP_GLOBAL, 1,
+    {O_DUMP, "dump-options", 0, CLI_ARG_NONE, NULL, NULL, TOP, CLI_GRP_GLOBAL, 1,
      "print the option table (for completions)"},
-    {O_PARSE_ONLY, "parse-only", 0, XP_ARG_NONE, NULL, NULL, ALL, XP_GRP_GLOBAL, 1,
+    {O_PARSE_ONLY, "parse-only", 0, CLI_ARG_NONE, NULL, NULL, ALL, CLI_GRP_GLOBAL, 1,
      "print the parsed configuration (for tests)"},
 };
 
-const size_t xp_cli_n_options = sizeof(xp_cli_options) / sizeof(xp_cli_options[0]);
+const size_t cli_n_options = sizeof(cli_options) / sizeof(cli_options[0]);
 
 #define ADDR_FORMS                                                                                 \
 	"ADDR is HOST:PORT, [IPV6]:PORT, :PORT or PORT (servers: all\n"                            \
 	"interfaces; clients: localhost), unix:PATH or unix:@NAME.\n"
 
-const struct xp_cli_cmdinfo xp_cli_commands[XP_CMD_COUNT] = {
-    [XP_CMD_NONE] = {"", "", "", NULL},
-    [XP_CMD_TCP_SERVER] = {"tcp-server", "ADDR", "accept connections, run a built-in protocol",
-			   ADDR_FORMS
-			   "Port 0 picks a free port. Protocols: stdio "
-			   "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
-			   "(--forward ADDR),\nsocks5 and http-proxy (proxy servers), broker.\n"},
-    [XP_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
-			   ADDR_FORMS},
-    [XP_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
-    [XP_CMD_SUBPROCESS] = {"subprocess", "-- CMD [ARG...]",
-			   "run CMD, relay its stdio here or over TCP",
-			   "Options end at the first argument that is not an option.\n" ADDR_FORMS
-			   "Exit status: the child's (128+N for signal N).\n"},
-    [XP_CMD_PIPE] = {"pipe", "ENDPOINT ENDPOINT", "relay bytes both ways between two endpoints",
-		     "ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
-		     "tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
-		     "unix-listen:PATH,\nudp:HOST:PORT, udp-listen:ADDR, unixgram:PATH, "
-		     "unixgram-listen:PATH,\nexec:COMMAND, fd:N "
-		     "(only the first may be -).\n"},
+const struct cli_cmdinfo cli_commands[CLI_CMD_COUNT] = {
+    [CLI_CMD_NONE] = {"", "", "", NULL},
+    [CLI_CMD_TCP_SERVER] = {"tcp-server", "ADDR", "accept connections, run a built-in protocol",
+			    ADDR_FORMS
+			    "Port 0 picks a free port. Protocols: stdio "
+			    "(default), echo,\ndiscard, chargen, exec (-e CMD), forward "
+			    "(--forward ADDR),\nsocks5 and http-proxy (proxy servers), broker.\n"},
+    [CLI_CMD_TCP_CLIENT] = {"tcp-client", "ADDR", "connect to ADDR, relay it to stdin/stdout",
+			    ADDR_FORMS},
+    [CLI_CMD_UDP_ECHO] = {"udp-echo", "ADDR", "send every datagram back to its sender", ADDR_FORMS},
+    [CLI_CMD_SUBPROCESS] = {"subprocess", "-- CMD [ARG...]",
+			    "run CMD, relay its stdio here or over TCP",
+			    "Options end at the first argument that is not an option.\n" ADDR_FORMS
+			    "Exit status: the child's (128+N for signal N).\n"},
+    [CLI_CMD_PIPE] = {"pipe", "ENDPOINT ENDPOINT", "relay bytes both ways between two endpoints",
+		      "ENDPOINT is one of: - or stdio, tcp:HOST:PORT, "
+		      "tcp-listen:ADDR,\ntls:HOST:PORT, tls-listen:ADDR, unix:PATH, "
+		      "unix-listen:PATH,\nudp:HOST:PORT, udp-listen:ADDR, unixgram:PATH, "
+		      "unixgram-listen:PATH,\nexec:COMMAND, fd:N "
+		      "(only the first may be -).\n"},
 };
 
 /* ------------------------------------------------------------ the parser */
@@ -267,10 +267,10 @@ struct parser {
 	int argc;
 	char **argv;
 	int i; /* next argv index */
-	struct xp_cli *out;
+	struct cli_config *out;
 	char *err;
 	size_t errlen;
-	enum xp_cli_command cmd;
+	enum cli_command cmd;
 	unsigned char seen[O_COUNT];
 	int npos;	/* positionals seen */
 	char *pos[2];	/* first two positionals */
@@ -288,17 +288,17 @@ static int fail(struct parser *p, const char *fmt, ...)
 	size_t n = 0;
 	va_list ap;
 
-	if (p->cmd != XP_CMD_NONE)
-		n = (size_t)snprintf(p->err, p->errlen, "%s: ", xp_cli_commands[p->cmd].name);
+	if (p->cmd != CLI_CMD_NONE)
+		n = (size_t)snprintf(p->err, p->errlen, "%s: ", cli_commands[p->cmd].name);
 	if (n >= p->errlen)
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	va_start(ap, fmt);
 	vsnprintf(p->err + n, p->errlen - n, fmt, ap);
 	va_end(ap);
-	return XP_CLI_USAGE;
+	return CLI_USAGE;
 }
 
-static void set_defaults(struct xp_cli *c)
+static void set_defaults(struct cli_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->grace = 5;
@@ -309,7 +309,7 @@ static void set_defaults(struct xp_cli *c)
 	c->eof_timeout = -1;
 	c->idle_timeout = -1;
 	c->connect_timeout = 30;
-	c->keep_open = XP_KEEP_OPEN_DEFAULT;
+	c->keep_open = CLI_KEEP_OPEN_DEFAULT;
 	c->backlog = 128;
 	c->workers = 1;
 	c->wait_for = -1;
@@ -530,11 +530,11 @@ static const char *check_port(const char *s, enum role role)
 }
 
 /* unix:PATH or unix:@NAME, without the "unix:" prefix. */
-static const char *parse_unix(const char *s, struct xp_cli_addr *a)
+static const char *parse_unix(const char *s, struct cli_addr *a)
 {
-	a->kind = XP_ADDR_UNIX;
+	a->kind = CLI_ADDR_UNIX;
 	if (*s == '@') {
-		a->kind = XP_ADDR_UNIX_ABSTRACT;
+		a->kind = CLI_ADDR_UNIX_ABSTRACT;
 		s++;
 		if (!*s)
 			return "empty abstract socket name";
@@ -548,11 +548,11 @@ static const char *parse_unix(const char *s, struct xp_cli_addr *a)
 }
 
 /* HOST:PORT, [V6]:PORT, :PORT or PORT. */
-static const char *parse_hostport(const char *s, enum role role, struct xp_cli_addr *a)
+static const char *parse_hostport(const char *s, enum role role, struct cli_addr *a)
 {
 	const char *colon, *msg;
 
-	a->kind = XP_ADDR_HOSTPORT;
+	a->kind = CLI_ADDR_HOSTPORT;
 	if (*s == '[') {
 		const char *rb = strchr(s, ']');
 
@@ -588,7 +588,7 @@ static const char *parse_hostport(const char *s, enum role role, struct xp_cli_a
 /* An ADDR as xport(1), ADDRESSES, defines it; unix forms only when
  * allow_unix. */
 static int parse_addr(struct parser *p, const char *what, const char *s, enum role role,
-		      int allow_unix, struct xp_cli_addr *a)
+		      int allow_unix, struct cli_addr *a)
 {
 	const char *msg;
 
@@ -607,13 +607,13 @@ static int parse_addr(struct parser *p, const char *what, const char *s, enum ro
 
 /* --source: HOST, [V6], V6, HOST:PORT, [V6]:PORT or :PORT (port 0 or
  * none: the kernel picks the port). */
-static int parse_source(struct parser *p, const char *s, struct xp_cli_addr *a)
+static int parse_source(struct parser *p, const char *s, struct cli_addr *a)
 {
 	const char *msg = NULL;
 	size_t n = strlen(s);
 
 	memset(a, 0, sizeof(*a));
-	a->kind = XP_ADDR_HOSTPORT;
+	a->kind = CLI_ADDR_HOSTPORT;
 	p->out->has_source = 1;
 	if (n > 2 && s[0] == '[' && s[n - 1] == ']') {
 		if (copy(a->host, sizeof(a->host), s + 1, n - 2) || !is_v6(a->host))
@@ -637,7 +637,7 @@ static int parse_source(struct parser *p, const char *s, struct xp_cli_addr *a)
 }
 
 /* CIDR: an IPv4 or IPv6 address with an optional /PREFIX. */
-static int parse_cidr(const char *s, struct xp_cli_cidr *r)
+static int parse_cidr(const char *s, struct cli_cidr *r)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	const char *slash = strchr(s, '/');
@@ -684,67 +684,67 @@ static int check_alpn(const char *s)
 
 /* ------------------------------------------------------------ endpoints */
 
-const struct xp_cli_eptype xp_cli_endpoints[] = {
-    {"-", XP_EP_STDIO, "", "standard input and output"},
-    {"stdio", XP_EP_STDIO, "", "standard input and output"},
-    {"tcp:", XP_EP_TCP, "HOST:PORT", "connect"},
-    {"tcp-listen:", XP_EP_TCP_LISTEN, "ADDR", "accept one connection"},
-    {"tls:", XP_EP_TLS, "HOST:PORT", "connect over TLS"},
-    {"tls-listen:", XP_EP_TLS_LISTEN, "ADDR", "accept one connection over TLS"},
-    {"unix:", XP_EP_UNIX, "PATH", "connect to a Unix stream socket"},
-    {"unix-listen:", XP_EP_UNIX_LISTEN, "PATH", "accept one connection on a Unix stream socket"},
-    {"udp:", XP_EP_UDP, "HOST:PORT", "connected datagram socket"},
-    {"udp-listen:", XP_EP_UDP_LISTEN, "ADDR", "bind; the first sender is the peer"},
-    {"unixgram:", XP_EP_UNIXGRAM, "PATH", "Unix datagram socket"},
-    {"unixgram-listen:", XP_EP_UNIXGRAM_LISTEN, "PATH", "bind a Unix datagram socket"},
-    {"exec:", XP_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND"},
-    {"fd:", XP_EP_FD, "N", "an inherited file descriptor"},
+const struct cli_eptype cli_endpoints[] = {
+    {"-", CLI_EP_STDIO, "", "standard input and output"},
+    {"stdio", CLI_EP_STDIO, "", "standard input and output"},
+    {"tcp:", CLI_EP_TCP, "HOST:PORT", "connect"},
+    {"tcp-listen:", CLI_EP_TCP_LISTEN, "ADDR", "accept one connection"},
+    {"tls:", CLI_EP_TLS, "HOST:PORT", "connect over TLS"},
+    {"tls-listen:", CLI_EP_TLS_LISTEN, "ADDR", "accept one connection over TLS"},
+    {"unix:", CLI_EP_UNIX, "PATH", "connect to a Unix stream socket"},
+    {"unix-listen:", CLI_EP_UNIX_LISTEN, "PATH", "accept one connection on a Unix stream socket"},
+    {"udp:", CLI_EP_UDP, "HOST:PORT", "connected datagram socket"},
+    {"udp-listen:", CLI_EP_UDP_LISTEN, "ADDR", "bind; the first sender is the peer"},
+    {"unixgram:", CLI_EP_UNIXGRAM, "PATH", "Unix datagram socket"},
+    {"unixgram-listen:", CLI_EP_UNIXGRAM_LISTEN, "PATH", "bind a Unix datagram socket"},
+    {"exec:", CLI_EP_EXEC, "COMMAND", "/bin/sh -c COMMAND"},
+    {"fd:", CLI_EP_FD, "N", "an inherited file descriptor"},
 };
 
-const size_t xp_cli_n_endpoints = sizeof(xp_cli_endpoints) / sizeof(xp_cli_endpoints[0]);
+const size_t cli_n_endpoints = sizeof(cli_endpoints) / sizeof(cli_endpoints[0]);
 
-static int ep_body(struct parser *p, char *s, char *body, struct xp_cli_endpoint *e)
+static int ep_body(struct parser *p, char *s, char *body, struct cli_endpoint *e)
 {
 	const char *msg = NULL;
 	long fd;
 
 	switch (e->kind) {
-	case XP_EP_TCP:
-	case XP_EP_TLS:
-	case XP_EP_UDP:
+	case CLI_EP_TCP:
+	case CLI_EP_TLS:
+	case CLI_EP_UDP:
 		msg = parse_hostport(body, ROLE_CLIENT, &e->addr);
 		break;
-	case XP_EP_TCP_LISTEN:
-	case XP_EP_TLS_LISTEN:
+	case CLI_EP_TCP_LISTEN:
+	case CLI_EP_TLS_LISTEN:
 		if (!strncmp(body, "unix:", 5))
 			msg = "use unix-listen:PATH for a Unix socket";
 		else
 			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
 		break;
-	case XP_EP_UDP_LISTEN:
+	case CLI_EP_UDP_LISTEN:
 		if (!strncmp(body, "unix:", 5))
 			msg = "use unixgram-listen:PATH for a Unix socket";
 		else
 			msg = parse_hostport(body, ROLE_SERVER, &e->addr);
 		break;
-	case XP_EP_UNIX:
-	case XP_EP_UNIX_LISTEN:
-	case XP_EP_UNIXGRAM:
-	case XP_EP_UNIXGRAM_LISTEN:
+	case CLI_EP_UNIX:
+	case CLI_EP_UNIX_LISTEN:
+	case CLI_EP_UNIXGRAM:
+	case CLI_EP_UNIXGRAM_LISTEN:
 		msg = parse_unix(body, &e->addr);
 		break;
-	case XP_EP_EXEC:
+	case CLI_EP_EXEC:
 		if (!body[strspn(body, " \t")])
 			msg = "empty command";
 		e->command = body;
 		break;
-	case XP_EP_FD:
+	case CLI_EP_FD:
 		if (strlen(body) > 10 || parse_uint(body, 0, INT_MAX, &fd))
 			msg = "invalid file descriptor";
 		else
 			e->fd = (int)fd;
 		break;
-	case XP_EP_STDIO:
+	case CLI_EP_STDIO:
 		break;
 	}
 	if (msg)
@@ -753,18 +753,18 @@ static int ep_body(struct parser *p, char *s, char *body, struct xp_cli_endpoint
 }
 
 /* "-" is accepted in either place, as socat does. */
-static int parse_endpoint(struct parser *p, char *s, struct xp_cli_endpoint *e)
+static int parse_endpoint(struct parser *p, char *s, struct cli_endpoint *e)
 {
 	size_t i;
 
 	memset(e, 0, sizeof(*e));
 	e->fd = -1;
-	for (i = 0; i < xp_cli_n_endpoints; i++) {
-		const struct xp_cli_eptype *t = &xp_cli_endpoints[i];
+	for (i = 0; i < cli_n_endpoints; i++) {
+		const struct cli_eptype *t = &cli_endpoints[i];
 		size_t n = strlen(t->prefix);
 
-		if (t->kind == XP_EP_STDIO ? !strcasecmp(s, t->prefix)
-					   : !strncasecmp(s, t->prefix, n)) {
+		if (t->kind == CLI_EP_STDIO ? !strcasecmp(s, t->prefix)
+					    : !strncasecmp(s, t->prefix, n)) {
 			e->kind = t->kind;
 			return ep_body(p, s, s + n, e);
 		}
@@ -778,10 +778,10 @@ static const struct {
 	const char *scheme;
 	int kind;
 } proxy_schemes[] = {
-    {"http://", XP_CLI_PROXY_HTTP},
-    {"socks5://", XP_CLI_PROXY_SOCKS5},
-    {"socks5h://", XP_CLI_PROXY_SOCKS5}, /* curl's name for the same */
-    {"socks4a://", XP_CLI_PROXY_SOCKS4A},
+    {"http://", CLI_PROXY_HTTP},
+    {"socks5://", CLI_PROXY_SOCKS5},
+    {"socks5h://", CLI_PROXY_SOCKS5}, /* curl's name for the same */
+    {"socks4a://", CLI_PROXY_SOCKS4A},
 };
 
 /* Percent-decode len bytes of s into dst (at most 255 bytes, no NUL). */
@@ -812,7 +812,7 @@ static const char *pct_decode(const char *s, size_t len, char *dst, size_t size)
 }
 
 /* USER[:PASS] of the URL, before its last '@'. */
-static const char *proxy_userinfo(const char *s, size_t len, struct xp_cli_proxy *px)
+static const char *proxy_userinfo(const char *s, size_t len, struct cli_proxy *px)
 {
 	const char *colon = memchr(s, ':', len), *msg;
 
@@ -830,7 +830,7 @@ static const char *proxy_userinfo(const char *s, size_t len, struct xp_cli_proxy
 }
 
 /* SCHEME://[USER[:PASS]@]HOST:PORT[/] */
-static const char *parse_proxy_url(const char *v, struct xp_cli_proxy *px)
+static const char *parse_proxy_url(const char *v, struct cli_proxy *px)
 {
 	const char *rest = NULL, *msg;
 	char hostport[300];
@@ -867,7 +867,7 @@ static const char *parse_proxy_url(const char *v, struct xp_cli_proxy *px)
 		return msg;
 	if (!px->addr.host[0])
 		return "missing proxy host";
-	if (px->kind == XP_CLI_PROXY_SOCKS4A && px->has_password)
+	if (px->kind == CLI_PROXY_SOCKS4A && px->has_password)
 		return "socks4a:// takes a user id, not a password";
 	return NULL;
 }
@@ -875,7 +875,7 @@ static const char *parse_proxy_url(const char *v, struct xp_cli_proxy *px)
 /* --proxy-auth USER:PASS */
 static int parse_proxy_auth(struct parser *p, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	const char *colon = strchr(v, ':');
 
 	if (!colon || colon == v)
@@ -890,30 +890,30 @@ static int parse_proxy_auth(struct parser *p, const char *v)
 
 /* ------------------------------------------------------- option values */
 
-static const struct xp_cli_option *find_long(const char *name, size_t len)
+static const struct cli_option *find_long(const char *name, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < xp_cli_n_options; i++) {
-		const char *n = xp_cli_options[i].name;
+	for (i = 0; i < cli_n_options; i++) {
+		const char *n = cli_options[i].name;
 
 		if (strlen(n) == len && !strncmp(n, name, len))
-			return &xp_cli_options[i];
+			return &cli_options[i];
 	}
 	return NULL;
 }
 
-static const struct xp_cli_option *find_short(char c)
+static const struct cli_option *find_short(char c)
 {
 	size_t i;
 
-	for (i = 0; i < xp_cli_n_options; i++)
-		if (xp_cli_options[i].short_name == c)
-			return &xp_cli_options[i];
+	for (i = 0; i < cli_n_options; i++)
+		if (cli_options[i].short_name == c)
+			return &cli_options[i];
 	return NULL;
 }
 
-static int set_size(struct parser *p, const struct xp_cli_option *o, const char *v, size_t *dst)
+static int set_size(struct parser *p, const struct cli_option *o, const char *v, size_t *dst)
 {
 	if (parse_size(v, dst))
 		return fail(p,
@@ -923,14 +923,14 @@ static int set_size(struct parser *p, const struct xp_cli_option *o, const char 
 	return 0;
 }
 
-static int set_seconds(struct parser *p, const struct xp_cli_option *o, const char *v, double *dst)
+static int set_seconds(struct parser *p, const struct cli_option *o, const char *v, double *dst)
 {
 	if (parse_seconds(v, dst))
 		return fail(p, "--%s: invalid number of seconds '%s'", o->name, v);
 	return 0;
 }
 
-static int set_count(struct parser *p, const struct xp_cli_option *o, const char *v, long max,
+static int set_count(struct parser *p, const struct cli_option *o, const char *v, long max,
 		     long *dst)
 {
 	if (strlen(v) > 10 || parse_uint(v, 1, max, dst))
@@ -941,7 +941,7 @@ static int set_count(struct parser *p, const struct xp_cli_option *o, const char
 	return 0;
 }
 
-int xp_cli_parse_rule(const char *s, struct xp_cli_cidr *r)
+int cli_parse_rule(const char *s, struct cli_cidr *r)
 {
 	if (!parse_cidr(s, r))
 		return 0;
@@ -953,20 +953,20 @@ int xp_cli_parse_rule(const char *s, struct xp_cli_cidr *r)
 	return 1;
 }
 
-static int add_rule(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int add_rule(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
-	struct xp_cli_cidr *r = &c->rules[c->n_rules];
+	struct cli_config *c = p->out;
+	struct cli_cidr *r = &c->rules[c->n_rules];
 
-	if (c->n_rules >= XP_CLI_MAX_RULES)
-		return fail(p, "--%s: too many rules (at most %d)", o->name, XP_CLI_MAX_RULES);
+	if (c->n_rules >= CLI_MAX_RULES)
+		return fail(p, "--%s: too many rules (at most %d)", o->name, CLI_MAX_RULES);
 	if (o->id == O_ALLOW_FILE || o->id == O_DENY_FILE) {
 		if (!*v)
 			return fail(p, "--%s: empty value", o->name);
 		memset(r, 0, sizeof(*r));
 		r->name = v;
 		r->file = 1;
-	} else if (xp_cli_parse_rule(v, r) < 0) {
+	} else if (cli_parse_rule(v, r) < 0) {
 		return fail(p, "--%s: invalid CIDR or host name '%s'", o->name, v);
 	}
 	r->allow = o->id == O_ALLOW || o->id == O_ALLOW_FILE;
@@ -974,7 +974,7 @@ static int add_rule(struct parser *p, const struct xp_cli_option *o, const char 
 	return 0;
 }
 
-static int choose(struct parser *p, const struct xp_cli_option *o, const char *v, int *dst)
+static int choose(struct parser *p, const struct cli_option *o, const char *v, int *dst)
 {
 	const char *c = o->choices;
 	size_t len = strlen(v);
@@ -993,8 +993,7 @@ static int choose(struct parser *p, const struct xp_cli_option *o, const char *v
 	return fail(p, "--%s: invalid value '%s' (expected one of: %s)", o->name, v, o->choices);
 }
 
-static int set_string(struct parser *p, const struct xp_cli_option *o, const char *v,
-		      const char **dst)
+static int set_string(struct parser *p, const struct cli_option *o, const char *v, const char **dst)
 {
 	if (!*v)
 		return fail(p, "--%s: empty value", o->name);
@@ -1002,9 +1001,9 @@ static int set_string(struct parser *p, const struct xp_cli_option *o, const cha
 	return 0;
 }
 
-static int apply_stream(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply_stream(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	int k;
 
 	switch (o->id) {
@@ -1014,7 +1013,7 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 		return set_size(p, o, v, &c->low_water);
 	case O_READ_SIZE:
 		if (set_size(p, o, v, &c->read_size))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		if (c->read_size == 0 || c->read_size > (size_t)1 << 30)
 			return fail(p, "--read-size: must be 1 to 1G");
 		return 0;
@@ -1025,10 +1024,10 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 		c->half_close = 0;
 		return 0;
 	case O_SEND_ONLY:
-		c->one_way = XP_CLI_SEND_ONLY;
+		c->one_way = CLI_SEND_ONLY;
 		return 0;
 	case O_RECV_ONLY:
-		c->one_way = XP_CLI_RECV_ONLY;
+		c->one_way = CLI_RECV_ONLY;
 		return 0;
 	case O_EOF_TIMEOUT:
 		return set_seconds(p, o, v, &c->eof_timeout);
@@ -1041,12 +1040,12 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_STATS:
 		if (!v) {
-			c->stats = XP_STATS_TEXT;
+			c->stats = CLI_STATS_TEXT;
 			return 0;
 		}
 		if (choose(p, o, v, &k))
-			return XP_CLI_USAGE;
-		c->stats = k ? XP_STATS_JSON : XP_STATS_TEXT;
+			return CLI_USAGE;
+		c->stats = k ? CLI_STATS_JSON : CLI_STATS_TEXT;
 		return 0;
 	case O_PROGRESS:
 		c->progress = 1;
@@ -1068,9 +1067,9 @@ static int apply_stream(struct parser *p, const struct xp_cli_option *o, const c
 	return -1;
 }
 
-static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply_tls(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	int k;
 
 	switch (o->id) {
@@ -1103,16 +1102,16 @@ static int apply_tls(struct parser *p, const struct xp_cli_option *o, const char
 		return 0;
 	case O_VERIFY_CLIENT:
 		if (choose(p, o, v, &k))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		c->verify_client_optional = k == 1;
 		return 0;
 	}
 	return -1;
 }
 
-static int apply_server(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply_server(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	long n;
 
 	switch (o->id) {
@@ -1124,12 +1123,12 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_MAX_CONNS:
 		if (set_count(p, o, v, INT_MAX, &n))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		c->max_conns = (unsigned int)n;
 		return 0;
 	case O_BACKLOG:
 		if (set_count(p, o, v, 65535, &n))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		c->backlog = (int)n;
 		return 0;
 	case O_REUSE_PORT:
@@ -1137,7 +1136,7 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 		return 0;
 	case O_WORKERS:
 		if (set_count(p, o, v, 1024, &n))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		c->workers = (unsigned int)n;
 		return 0;
 	case O_ALLOW:
@@ -1153,16 +1152,16 @@ static int apply_server(struct parser *p, const struct xp_cli_option *o, const c
 	return -1;
 }
 
-static int apply_command(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply_command(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	int k;
 
 	switch (o->id) {
 	case O_PROTO:
 		if (choose(p, o, v, &k))
-			return XP_CLI_USAGE;
-		c->proto = (enum xp_cli_proto)k;
+			return CLI_USAGE;
+		c->proto = (enum cli_proto)k;
 		return 0;
 	case O_EXEC:
 		if (!v[strspn(v, " \t")])
@@ -1183,15 +1182,15 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 		c->no_readline = 1;
 		return 0;
 	case O_CONNECT:
-		c->sub_mode = XP_SUB_CONNECT;
+		c->sub_mode = CLI_SUB_CONNECT;
 		return parse_addr(p, "--connect", v, ROLE_CLIENT, 1, &c->sub_addr);
 	case O_LISTEN:
-		c->sub_mode = XP_SUB_LISTEN;
+		c->sub_mode = CLI_SUB_LISTEN;
 		return parse_addr(p, "--listen", v, ROLE_SERVER, 1, &c->sub_addr);
 	case O_STDERR:
 		if (choose(p, o, v, &k))
-			return XP_CLI_USAGE;
-		c->stderr_mode = (enum xp_cli_stderr)k;
+			return CLI_USAGE;
+		c->stderr_mode = (enum cli_stderr)k;
 		return 0;
 	case O_SIGNAL:
 		if (parse_signal(v, &c->signal))
@@ -1202,9 +1201,9 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 	case O_PROXY_AUTH:
 		return parse_proxy_auth(p, v);
 	case O_FORWARD_ALLOW:
-		if (c->n_fwd_allow >= XP_CLI_MAX_RULES)
+		if (c->n_fwd_allow >= CLI_MAX_RULES)
 			return fail(p, "--forward-allow: too many rules (at most %d)",
-				    XP_CLI_MAX_RULES);
+				    CLI_MAX_RULES);
 		if (parse_cidr(v, &c->fwd_allow[c->n_fwd_allow]))
 			return fail(p, "--forward-allow: invalid CIDR '%s'", v);
 		c->fwd_allow[c->n_fwd_allow++].allow = 1;
@@ -1216,17 +1215,17 @@ static int apply_command(struct parser *p, const struct xp_cli_option *o, const 
 	return -1;
 }
 
-static int apply_global(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply_global(struct parser *p, const struct cli_option *o, const char *v)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 
 	switch (o->id) {
 	case O_HELP:
-		return XP_CLI_HELP;
+		return CLI_HELP;
 	case O_VERSION:
-		return XP_CLI_VERSION;
+		return CLI_VERSION;
 	case O_DUMP:
-		return XP_CLI_DUMP;
+		return CLI_DUMP;
 	case O_PARSE_ONLY:
 		p->parse_only = 1;
 		return 0;
@@ -1243,38 +1242,37 @@ static int apply_global(struct parser *p, const struct xp_cli_option *o, const c
 }
 
 /* Names of the commands in mask, comma-separated (errors and help). */
-void xp_cli_command_list(unsigned int mask, char *buf, size_t len)
+void cli_command_list(unsigned int mask, char *buf, size_t len)
 {
 	int cmd;
 
 	buf[0] = '\0';
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
-		if (!(mask & XP_IN(cmd)))
+	for (cmd = CLI_CMD_TCP_SERVER; cmd < CLI_CMD_COUNT; cmd++) {
+		if (!(mask & CLI_IN(cmd)))
 			continue;
 		if (buf[0])
 			strncat(buf, ", ", len - strlen(buf) - 1);
-		strncat(buf, xp_cli_commands[cmd].name, len - strlen(buf) - 1);
+		strncat(buf, cli_commands[cmd].name, len - strlen(buf) - 1);
 	}
 }
 
 /* Check that o applies here, then store its value. */
-static int apply(struct parser *p, const struct xp_cli_option *o, const char *v)
+static int apply(struct parser *p, const struct cli_option *o, const char *v)
 {
-	static int (*const appliers[])(struct parser *, const struct xp_cli_option *,
-				       const char *) = {
-	    [XP_GRP_COMMAND] = apply_command, [XP_GRP_SERVER] = apply_server,
-	    [XP_GRP_TLS] = apply_tls,	      [XP_GRP_STREAM] = apply_stream,
-	    [XP_GRP_GLOBAL] = apply_global,
+	static int (*const appliers[])(struct parser *, const struct cli_option *, const char *) = {
+	    [CLI_GRP_COMMAND] = apply_command, [CLI_GRP_SERVER] = apply_server,
+	    [CLI_GRP_TLS] = apply_tls,	       [CLI_GRP_STREAM] = apply_stream,
+	    [CLI_GRP_GLOBAL] = apply_global,
 	};
 	char cmds[128];
 
-	if (!(o->commands & XP_IN(p->cmd))) {
-		if (p->cmd == XP_CMD_NONE)
+	if (!(o->commands & CLI_IN(p->cmd))) {
+		if (p->cmd == CLI_CMD_NONE)
 			return fail(p,
 				    "option --%s must follow the command "
 				    "(try 'xport --help')",
 				    o->name);
-		xp_cli_command_list(o->commands, cmds, sizeof(cmds));
+		cli_command_list(o->commands, cmds, sizeof(cmds));
 		return fail(p, "option --%s is not valid here (only for %s)", o->name, cmds);
 	}
 	p->seen[o->id] = 1;
@@ -1287,17 +1285,17 @@ static int long_option(struct parser *p, char *arg)
 	char *name = arg + 2;
 	char *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
-	const struct xp_cli_option *o = find_long(name, len);
+	const struct cli_option *o = find_long(name, len);
 	char *v = eq ? eq + 1 : NULL;
 
 	if (!o)
 		return fail(p,
 			    "unknown option '--%.*s' (try 'xport%s%s "
 			    "--help')",
-			    (int)len, name, p->cmd ? " " : "", xp_cli_commands[p->cmd].name);
-	if (o->arg == XP_ARG_NONE && v)
+			    (int)len, name, p->cmd ? " " : "", cli_commands[p->cmd].name);
+	if (o->arg == CLI_ARG_NONE && v)
 		return fail(p, "option --%s takes no value", o->name);
-	if (o->arg == XP_ARG_REQUIRED && !v) {
+	if (o->arg == CLI_ARG_REQUIRED && !v) {
 		if (p->i >= p->argc)
 			return fail(p, "option --%s requires a value (%s)", o->name, o->value_name);
 		v = p->argv[p->i++];
@@ -1312,15 +1310,15 @@ static int short_options(struct parser *p, char *arg)
 	int rc;
 
 	for (s = arg + 1; *s; s++) {
-		const struct xp_cli_option *o = find_short(*s);
+		const struct cli_option *o = find_short(*s);
 		char *v = NULL;
 
 		if (!o)
 			return fail(p,
 				    "unknown option '-%c' (try "
 				    "'xport%s%s --help')",
-				    *s, p->cmd ? " " : "", xp_cli_commands[p->cmd].name);
-		if (o->arg == XP_ARG_REQUIRED) {
+				    *s, p->cmd ? " " : "", cli_commands[p->cmd].name);
+		if (o->arg == CLI_ARG_REQUIRED) {
 			if (s[1])
 				v = s + 1;
 			else if (p->i < p->argc)
@@ -1376,7 +1374,7 @@ static int command_args(struct parser *p)
 		char *arg = p->argv[p->i++];
 
 		if (!strcmp(arg, "--")) {
-			if (p->cmd == XP_CMD_SUBPROCESS) {
+			if (p->cmd == CLI_CMD_SUBPROCESS) {
 				take_command(p);
 				return 0;
 			}
@@ -1385,7 +1383,7 @@ static int command_args(struct parser *p)
 			return 0;
 		}
 		if (!is_option(arg)) {
-			if (p->cmd == XP_CMD_SUBPROCESS) {
+			if (p->cmd == CLI_CMD_SUBPROCESS) {
 				p->i--;
 				take_command(p);
 				return 0;
@@ -1404,7 +1402,7 @@ static int command_args(struct parser *p)
 
 static int check_watermarks(struct parser *p)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	int hi = p->seen[O_HIGH_WATER], lo = p->seen[O_LOW_WATER];
 
 	if (hi && !lo) {
@@ -1426,9 +1424,9 @@ static const char *opt_name(int id)
 {
 	size_t i;
 
-	for (i = 0; i < xp_cli_n_options; i++)
-		if (xp_cli_options[i].id == id)
-			return xp_cli_options[i].name;
+	for (i = 0; i < cli_n_options; i++)
+		if (cli_options[i].id == id)
+			return cli_options[i].name;
 	return "?";
 }
 
@@ -1462,9 +1460,9 @@ static const int tls_ids[] = {
     O_CERT, O_KEY, O_CA, O_INSECURE, O_PIN, O_SERVERNAME, O_ALPN,
 };
 
-static int is_tls_ep(const struct xp_cli_endpoint *e)
+static int is_tls_ep(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TLS || e->kind == XP_EP_TLS_LISTEN;
+	return e->kind == CLI_EP_TLS || e->kind == CLI_EP_TLS_LISTEN;
 }
 
 /* --handshake-timeout and --verify-client are about TLS servers only. */
@@ -1472,17 +1470,17 @@ static int check_handshake_timeout(struct parser *p)
 {
 	static const int ids[] = {O_HANDSHAKE_TIMEOUT, O_VERIFY_CLIENT};
 	static const int vc[] = {O_VERIFY_CLIENT};
-	const struct xp_cli *c = p->out;
+	const struct cli_config *c = p->out;
 	int rc;
 
 	switch (p->cmd) {
-	case XP_CMD_PIPE:
+	case CLI_CMD_PIPE:
 		rc = NEED(p, ids,
-			  c->ep[0].kind == XP_EP_TLS_LISTEN || c->ep[1].kind == XP_EP_TLS_LISTEN,
+			  c->ep[0].kind == CLI_EP_TLS_LISTEN || c->ep[1].kind == CLI_EP_TLS_LISTEN,
 			  "a tls-listen: endpoint");
 		break;
-	case XP_CMD_SUBPROCESS:
-		rc = NEED(p, ids, c->tls && c->sub_mode == XP_SUB_LISTEN, "--listen and --tls");
+	case CLI_CMD_SUBPROCESS:
+		rc = NEED(p, ids, c->tls && c->sub_mode == CLI_SUB_LISTEN, "--listen and --tls");
 		break;
 	default:
 		rc = NEED(p, ids, c->tls, "--tls");
@@ -1495,10 +1493,10 @@ static int check_handshake_timeout(struct parser *p)
 
 static int check_tls(struct parser *p)
 {
-	const struct xp_cli *c = p->out;
+	const struct cli_config *c = p->out;
 	int rc;
 
-	if (p->cmd == XP_CMD_PIPE)
+	if (p->cmd == CLI_CMD_PIPE)
 		rc = NEED(p, tls_ids, is_tls_ep(&c->ep[0]) || is_tls_ep(&c->ep[1]),
 			  "a tls: or tls-listen: endpoint");
 	else
@@ -1518,8 +1516,7 @@ static int check_tls(struct parser *p)
 static int one_addr(struct parser *p, enum role role)
 {
 	if (p->npos == 0)
-		return fail(p, "missing ADDR (try 'xport %s --help')",
-			    xp_cli_commands[p->cmd].name);
+		return fail(p, "missing ADDR (try 'xport %s --help')", cli_commands[p->cmd].name);
 	if (p->npos > 1)
 		return fail(p, "unexpected argument '%s'", p->pos[1]);
 	return parse_addr(p, "ADDR", p->pos[0], role, 1, &p->out->addr);
@@ -1528,23 +1525,23 @@ static int one_addr(struct parser *p, enum role role)
 /* -e and --forward select their protocol; --proto must agree. */
 static int resolve_proto(struct parser *p)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	const char *name = "exec";
 
 	if (conflict(p, O_EXEC, O_FORWARD))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	if (p->seen[O_EXEC] || p->seen[O_FORWARD]) {
-		enum xp_cli_proto want = p->seen[O_EXEC] ? XP_PROTO_EXEC : XP_PROTO_FORWARD;
+		enum cli_proto want = p->seen[O_EXEC] ? CLI_PROTO_EXEC : CLI_PROTO_FORWARD;
 
-		if (want == XP_PROTO_FORWARD)
+		if (want == CLI_PROTO_FORWARD)
 			name = "forward";
 		if (p->seen[O_PROTO] && c->proto != want)
 			return fail(p, "--proto conflicts with --%s", name);
 		c->proto = want;
 	}
-	if (c->proto == XP_PROTO_EXEC && !c->exec_cmd)
+	if (c->proto == CLI_PROTO_EXEC && !c->exec_cmd)
 		return fail(p, "--proto exec requires -e CMD");
-	if (c->proto == XP_PROTO_FORWARD && !p->seen[O_FORWARD])
+	if (c->proto == CLI_PROTO_FORWARD && !p->seen[O_FORWARD])
 		return fail(p, "--proto forward requires --forward ADDR");
 	return 0;
 }
@@ -1554,30 +1551,31 @@ static const int proxy_server_ids[] = {O_PROXY_AUTH, O_FORWARD_ALLOW};
 
 static int finish_tcp_server(struct parser *p)
 {
-	struct xp_cli *c = p->out;
-	int tunnels = c->proto == XP_PROTO_SOCKS5 || c->proto == XP_PROTO_HTTP_PROXY;
+	struct cli_config *c = p->out;
+	int tunnels = c->proto == CLI_PROTO_SOCKS5 || c->proto == CLI_PROTO_HTTP_PROXY;
 
 	if (one_addr(p, ROLE_SERVER) || resolve_proto(p) || conflict(p, O_ONCE, O_KEEP_OPEN) ||
-	    NEED(p, ip_only_ids, c->addr.kind == XP_ADDR_HOSTPORT, "a TCP address") ||
-	    NEED(p, proxy_ids, c->proto == XP_PROTO_FORWARD && c->forward.kind == XP_ADDR_HOSTPORT,
+	    NEED(p, ip_only_ids, c->addr.kind == CLI_ADDR_HOSTPORT, "a TCP address") ||
+	    NEED(p, proxy_ids,
+		 c->proto == CLI_PROTO_FORWARD && c->forward.kind == CLI_ADDR_HOSTPORT,
 		 "--forward HOST:PORT") ||
 	    NEED(p, proxy_server_ids, tunnels, "--proto socks5 or http-proxy"))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	/* echo, discard and chargen are no relay: nothing to make one way. */
-	if (c->one_way && c->proto != XP_PROTO_STDIO && c->proto != XP_PROTO_EXEC &&
-	    c->proto != XP_PROTO_FORWARD)
+	if (c->one_way && c->proto != CLI_PROTO_STDIO && c->proto != CLI_PROTO_EXEC &&
+	    c->proto != CLI_PROTO_FORWARD)
 		return fail(p, "--%s requires --proto stdio, exec or forward",
 			    opt_name(p->seen[O_SEND_ONLY] ? O_SEND_ONLY : O_RECV_ONLY));
-	if (p->seen[O_PTY] && c->proto != XP_PROTO_EXEC)
+	if (p->seen[O_PTY] && c->proto != CLI_PROTO_EXEC)
 		return fail(p, "--pty requires --exec CMD");
-	if (p->seen[O_CRLF] && c->proto != XP_PROTO_STDIO)
+	if (p->seen[O_CRLF] && c->proto != CLI_PROTO_STDIO)
 		return fail(p, "--crlf requires --proto stdio");
 	/* N loops cannot share one stdin/stdout. */
-	if (c->workers > 1 && c->proto == XP_PROTO_STDIO)
+	if (c->workers > 1 && c->proto == CLI_PROTO_STDIO)
 		return fail(p, "--workers requires a protocol other than "
 			       "stdio");
 	/* Nor one room of clients. */
-	if (c->workers > 1 && c->proto == XP_PROTO_BROKER)
+	if (c->workers > 1 && c->proto == CLI_PROTO_BROKER)
 		return fail(p, "--workers cannot be used with --proto broker");
 	return check_tls(p);
 }
@@ -1585,22 +1583,22 @@ static int finish_tcp_server(struct parser *p)
 static int finish_udp_echo(struct parser *p)
 {
 	if (one_addr(p, ROLE_SERVER) ||
-	    NEED(p, ip_only_ids, p->out->addr.kind == XP_ADDR_HOSTPORT, "a UDP address"))
-		return XP_CLI_USAGE;
+	    NEED(p, ip_only_ids, p->out->addr.kind == CLI_ADDR_HOSTPORT, "a UDP address"))
+		return CLI_USAGE;
 	return 0;
 }
 
 static int finish_tcp_client(struct parser *p)
 {
 	if (one_addr(p, ROLE_CLIENT) ||
-	    NEED(p, proxy_ids, p->out->addr.kind == XP_ADDR_HOSTPORT, "a HOST:PORT address"))
-		return XP_CLI_USAGE;
+	    NEED(p, proxy_ids, p->out->addr.kind == CLI_ADDR_HOSTPORT, "a HOST:PORT address"))
+		return CLI_USAGE;
 	return check_tls(p);
 }
 
 static int finish_subprocess(struct parser *p)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	static const int tls_only[] = {O_TLS};
 
 	if (c->cmd_argc == 0 || !*c->cmd_argv[0])
@@ -1609,43 +1607,43 @@ static int finish_subprocess(struct parser *p)
 	/* On a terminal, stderr is that terminal. */
 	if (conflict(p, O_CONNECT, O_LISTEN) || conflict(p, O_PTY, O_STDERR) ||
 	    conflict(p, O_CRLF, O_CONNECT) || conflict(p, O_CRLF, O_LISTEN) ||
-	    NEED(p, tls_only, c->sub_mode != XP_SUB_LOCAL, "--connect or --listen") ||
-	    NEED(p, server_ids, c->sub_mode == XP_SUB_LISTEN, "--listen") ||
-	    NEED(p, ip_only_ids, c->sub_addr.kind == XP_ADDR_HOSTPORT, "a TCP address") ||
+	    NEED(p, tls_only, c->sub_mode != CLI_SUB_LOCAL, "--connect or --listen") ||
+	    NEED(p, server_ids, c->sub_mode == CLI_SUB_LISTEN, "--listen") ||
+	    NEED(p, ip_only_ids, c->sub_addr.kind == CLI_ADDR_HOSTPORT, "a TCP address") ||
 	    NEED(p, proxy_ids,
-		 c->sub_mode == XP_SUB_CONNECT && c->sub_addr.kind == XP_ADDR_HOSTPORT,
+		 c->sub_mode == CLI_SUB_CONNECT && c->sub_addr.kind == CLI_ADDR_HOSTPORT,
 		 "--connect HOST:PORT"))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	return check_tls(p);
 }
 
-static int is_listen_ep(const struct xp_cli_endpoint *e)
+static int is_listen_ep(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UNIX_LISTEN || e->kind == XP_EP_UDP_LISTEN ||
-	       e->kind == XP_EP_UNIXGRAM_LISTEN;
+	return e->kind == CLI_EP_TCP_LISTEN || e->kind == CLI_EP_TLS_LISTEN ||
+	       e->kind == CLI_EP_UNIX_LISTEN || e->kind == CLI_EP_UDP_LISTEN ||
+	       e->kind == CLI_EP_UNIXGRAM_LISTEN;
 }
 
-static int is_ip_listen_ep(const struct xp_cli_endpoint *e)
+static int is_ip_listen_ep(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UDP_LISTEN;
+	return e->kind == CLI_EP_TCP_LISTEN || e->kind == CLI_EP_TLS_LISTEN ||
+	       e->kind == CLI_EP_UDP_LISTEN;
 }
 
-static int is_connect_ep(const struct xp_cli_endpoint *e)
+static int is_connect_ep(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS;
+	return e->kind == CLI_EP_TCP || e->kind == CLI_EP_TLS;
 }
 
 /* The endpoints --wait-for retries. */
-static int is_dial_ep(const struct xp_cli_endpoint *e)
+static int is_dial_ep(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP || e->kind == XP_EP_TLS || e->kind == XP_EP_UNIX;
+	return e->kind == CLI_EP_TCP || e->kind == CLI_EP_TLS || e->kind == CLI_EP_UNIX;
 }
 
 static int finish_pipe(struct parser *p)
 {
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 	int listeners;
 
 	if (p->npos < 2)
@@ -1654,12 +1652,12 @@ static int finish_pipe(struct parser *p)
 	if (p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
 	if (parse_endpoint(p, p->pos[0], &c->ep[0]) || parse_endpoint(p, p->pos[1], &c->ep[1]))
-		return XP_CLI_USAGE;
-	if (c->ep[0].kind == XP_EP_STDIO && c->ep[1].kind == XP_EP_STDIO)
+		return CLI_USAGE;
+	if (c->ep[0].kind == CLI_EP_STDIO && c->ep[1].kind == CLI_EP_STDIO)
 		return fail(p, "at most one endpoint may be stdio");
-	if (p->seen[O_PTY] && c->ep[0].kind != XP_EP_EXEC && c->ep[1].kind != XP_EP_EXEC)
+	if (p->seen[O_PTY] && c->ep[0].kind != CLI_EP_EXEC && c->ep[1].kind != CLI_EP_EXEC)
 		return fail(p, "--pty requires an exec: endpoint");
-	if (p->seen[O_CRLF] && c->ep[0].kind != XP_EP_STDIO && c->ep[1].kind != XP_EP_STDIO)
+	if (p->seen[O_CRLF] && c->ep[0].kind != CLI_EP_STDIO && c->ep[1].kind != CLI_EP_STDIO)
 		return fail(p, "--crlf requires a stdio endpoint");
 	listeners = is_listen_ep(&c->ep[0]) + is_listen_ep(&c->ep[1]);
 	if (NEED(p, server_ids, listeners > 0, "a listening endpoint") ||
@@ -1670,7 +1668,7 @@ static int finish_pipe(struct parser *p)
 	    conflict(p, O_ONCE, O_KEEP_OPEN) ||
 	    NEED(p, proxy_ids, is_connect_ep(&c->ep[0]) || is_connect_ep(&c->ep[1]),
 		 "a tcp: or tls: endpoint"))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	/* With -k one side accepts and the other is opened anew per peer. */
 	if (p->seen[O_KEEP_OPEN] && listeners > 1)
 		return fail(p, "--keep-open needs exactly one listening "
@@ -1679,12 +1677,12 @@ static int finish_pipe(struct parser *p)
 }
 
 /* The other family's literal can never be reached or bound under -4/-6. */
-static int check_literal_family(struct parser *p, const char *what, const struct xp_cli_addr *a)
+static int check_literal_family(struct parser *p, const char *what, const struct cli_addr *a)
 {
 	unsigned char buf[4];
 	int fam = p->out->family;
 
-	if (!fam || a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+	if (!fam || a->kind != CLI_ADDR_HOSTPORT || !a->host[0])
 		return 0;
 	if (fam == AF_INET && a->is_v6_literal)
 		return fail(p, "-4: %s [%s]:%s is an IPv6 address", what, a->host, a->port);
@@ -1694,11 +1692,11 @@ static int check_literal_family(struct parser *p, const char *what, const struct
 }
 
 /* AF_INET or AF_INET6 for an address literal, else 0 (a name, :PORT). */
-static int literal_family(const struct xp_cli_addr *a)
+static int literal_family(const struct cli_addr *a)
 {
 	unsigned char buf[4];
 
-	if (a->kind != XP_ADDR_HOSTPORT || !a->host[0])
+	if (a->kind != CLI_ADDR_HOSTPORT || !a->host[0])
 		return 0;
 	if (a->is_v6_literal)
 		return AF_INET6;
@@ -1711,39 +1709,39 @@ static const char *family_name(int fam)
 }
 
 /* A TCP connection to a is made to the --proxy, when there is one. */
-static const struct xp_cli_addr *tcp_target(const struct xp_cli *c, const struct xp_cli_addr *a)
+static const struct cli_addr *tcp_target(const struct cli_config *c, const struct cli_addr *a)
 {
 	return c->proxy.kind ? &c->proxy.addr : a;
 }
 
 /* The outgoing addresses --source applies to, and whether one exists. */
-static int source_targets(const struct xp_cli *c, const struct xp_cli_addr **t, int *n)
+static int source_targets(const struct cli_config *c, const struct cli_addr **t, int *n)
 {
 	*n = 0;
 	switch (c->command) {
-	case XP_CMD_TCP_CLIENT:
+	case CLI_CMD_TCP_CLIENT:
 		t[(*n)++] = tcp_target(c, &c->addr);
 		break;
-	case XP_CMD_SUBPROCESS:
-		if (c->sub_mode == XP_SUB_CONNECT)
+	case CLI_CMD_SUBPROCESS:
+		if (c->sub_mode == CLI_SUB_CONNECT)
 			t[(*n)++] = tcp_target(c, &c->sub_addr);
 		break;
-	case XP_CMD_TCP_SERVER:
-		if (c->proto == XP_PROTO_FORWARD)
+	case CLI_CMD_TCP_SERVER:
+		if (c->proto == CLI_PROTO_FORWARD)
 			t[(*n)++] = tcp_target(c, &c->forward);
 		break;
-	case XP_CMD_PIPE:
+	case CLI_CMD_PIPE:
 		for (int i = 0; i < 2; i++)
-			if (c->ep[i].kind == XP_EP_TCP || c->ep[i].kind == XP_EP_TLS)
+			if (c->ep[i].kind == CLI_EP_TCP || c->ep[i].kind == CLI_EP_TLS)
 				t[(*n)++] = tcp_target(c, &c->ep[i].addr);
-			else if (c->ep[i].kind == XP_EP_UDP)
+			else if (c->ep[i].kind == CLI_EP_UDP)
 				t[(*n)++] = &c->ep[i].addr;
 		break;
 	default:
 		break;
 	}
 	for (int i = 0; i < *n; i++)
-		if (t[i]->kind == XP_ADDR_HOSTPORT)
+		if (t[i]->kind == CLI_ADDR_HOSTPORT)
 			return 1;
 	return 0;
 }
@@ -1751,18 +1749,18 @@ static int source_targets(const struct xp_cli *c, const struct xp_cli_addr **t, 
 /* --source needs an IP connection to bind, of its own family. */
 static int check_source(struct parser *p)
 {
-	const struct xp_cli *c = p->out;
-	const struct xp_cli_addr *t[2];
+	const struct cli_config *c = p->out;
+	const struct cli_addr *t[2];
 	int n, sf = literal_family(&c->source);
 
 	if (!c->has_source)
 		return 0;
 	if (!source_targets(c, t, &n))
 		return fail(p, "--source requires a TCP or UDP address to connect to%s",
-			    p->cmd == XP_CMD_TCP_SERVER	  ? " (--forward)"
-			    : p->cmd == XP_CMD_SUBPROCESS ? " (--connect)"
-			    : p->cmd == XP_CMD_PIPE	  ? " (tcp:, tls: or udp:)"
-							  : "");
+			    p->cmd == CLI_CMD_TCP_SERVER   ? " (--forward)"
+			    : p->cmd == CLI_CMD_SUBPROCESS ? " (--connect)"
+			    : p->cmd == CLI_CMD_PIPE	   ? " (tcp:, tls: or udp:)"
+							   : "");
 	if (sf && c->family && sf != c->family)
 		return fail(p, "%s: --source %s is an %s address",
 			    c->family == AF_INET ? "-4" : "-6", c->source.host, family_name(sf));
@@ -1778,29 +1776,29 @@ static int check_source(struct parser *p)
 
 static int check_family(struct parser *p)
 {
-	const struct xp_cli *c = p->out;
+	const struct cli_config *c = p->out;
 
 	if (p->seen[O_IPV4] && p->seen[O_IPV6])
 		return fail(p, "-4 and -6 cannot be used together");
 	/* With --proxy, TCP goes to the proxy: the target is its business. */
 	if (c->proxy.kind && check_literal_family(p, "--proxy", &c->proxy.addr))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	switch (p->cmd) {
-	case XP_CMD_PIPE:
+	case CLI_CMD_PIPE:
 		for (int i = 0; i < 2; i++)
 			if ((!c->proxy.kind || !is_connect_ep(&c->ep[i])) &&
 			    check_literal_family(p, "endpoint", &c->ep[i].addr))
-				return XP_CLI_USAGE;
+				return CLI_USAGE;
 		return 0;
-	case XP_CMD_SUBPROCESS:
+	case CLI_CMD_SUBPROCESS:
 		return c->proxy.kind ? 0 : check_literal_family(p, "ADDR", &c->sub_addr);
-	case XP_CMD_TCP_SERVER:
-		if (c->proto == XP_PROTO_FORWARD && !c->proxy.kind &&
+	case CLI_CMD_TCP_SERVER:
+		if (c->proto == CLI_PROTO_FORWARD && !c->proxy.kind &&
 		    check_literal_family(p, "--forward", &c->forward))
-			return XP_CLI_USAGE;
+			return CLI_USAGE;
 		/* fall through */
 	default:
-		return p->cmd == XP_CMD_TCP_CLIENT && c->proxy.kind
+		return p->cmd == CLI_CMD_TCP_CLIENT && c->proxy.kind
 			   ? 0
 			   : check_literal_family(p, "ADDR", &c->addr);
 	}
@@ -1809,19 +1807,19 @@ static int check_family(struct parser *p)
 static int finish(struct parser *p)
 {
 	static int (*const finishers[])(struct parser *) = {
-	    [XP_CMD_TCP_SERVER] = finish_tcp_server,
-	    [XP_CMD_TCP_CLIENT] = finish_tcp_client,
-	    [XP_CMD_UDP_ECHO] = finish_udp_echo,
-	    [XP_CMD_SUBPROCESS] = finish_subprocess,
-	    [XP_CMD_PIPE] = finish_pipe,
+	    [CLI_CMD_TCP_SERVER] = finish_tcp_server,
+	    [CLI_CMD_TCP_CLIENT] = finish_tcp_client,
+	    [CLI_CMD_UDP_ECHO] = finish_udp_echo,
+	    [CLI_CMD_SUBPROCESS] = finish_subprocess,
+	    [CLI_CMD_PIPE] = finish_pipe,
 	};
-	struct xp_cli *c = p->out;
+	struct cli_config *c = p->out;
 
-	if (p->cmd != XP_CMD_SUBPROCESS && p->npos > 2)
+	if (p->cmd != CLI_CMD_SUBPROCESS && p->npos > 2)
 		return fail(p, "unexpected argument '%s'", p->extra);
 	if (conflict(p, O_QUIET, O_VERBOSE) || conflict(p, O_SEND_ONLY, O_RECV_ONLY) ||
 	    check_watermarks(p) || finishers[p->cmd](p) || check_family(p) || check_source(p))
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	/* 0 means "no limit" for these two; callers only test < 0. */
 	if (c->idle_timeout == 0)
 		c->idle_timeout = -1;
@@ -1829,7 +1827,7 @@ static int finish(struct parser *p)
 		c->connect_timeout = -1;
 	if (c->handshake_timeout == 0)
 		c->handshake_timeout = -1;
-	return XP_CLI_OK;
+	return CLI_OK;
 }
 
 /* Options before the command: only global ones are valid there. */
@@ -1849,30 +1847,30 @@ static int global_args(struct parser *p)
 	return 0;
 }
 
-static enum xp_cli_command lookup_command(const char *name)
+static enum cli_command lookup_command(const char *name)
 {
 	int cmd;
 
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++)
-		if (!strcmp(name, xp_cli_commands[cmd].name))
-			return (enum xp_cli_command)cmd;
-	return XP_CMD_NONE;
+	for (cmd = CLI_CMD_TCP_SERVER; cmd < CLI_CMD_COUNT; cmd++)
+		if (!strcmp(name, cli_commands[cmd].name))
+			return (enum cli_command)cmd;
+	return CLI_CMD_NONE;
 }
 
 /* `xport help [COMMAND]` */
 static int help_command(struct parser *p)
 {
 	if (p->i == p->argc)
-		return XP_CLI_HELP;
+		return CLI_HELP;
 	if (p->argc - p->i > 1)
 		return fail(p, "help: expected one command, not %d arguments", p->argc - p->i);
 	p->out->command = lookup_command(p->argv[p->i]);
-	if (p->out->command == XP_CMD_NONE)
+	if (p->out->command == CLI_CMD_NONE)
 		return fail(p, "unknown command '%s' (try 'xport --help')", p->argv[p->i]);
-	return XP_CLI_HELP;
+	return CLI_HELP;
 }
 
-int xp_cli_parse(int argc, char **argv, struct xp_cli *out, char *err, size_t errlen)
+int cli_parse(int argc, char **argv, struct cli_config *out, char *err, size_t errlen)
 {
 	struct parser p = {
 	    .argc = argc,
@@ -1881,7 +1879,7 @@ int xp_cli_parse(int argc, char **argv, struct xp_cli *out, char *err, size_t er
 	    .out = out,
 	    .err = err,
 	    .errlen = errlen,
-	    .cmd = XP_CMD_NONE,
+	    .cmd = CLI_CMD_NONE,
 	};
 	const char *name;
 	int rc;
@@ -1898,13 +1896,13 @@ int xp_cli_parse(int argc, char **argv, struct xp_cli *out, char *err, size_t er
 	if (!strcmp(name, "help"))
 		return help_command(&p);
 	p.cmd = lookup_command(name);
-	if (p.cmd == XP_CMD_NONE)
+	if (p.cmd == CLI_CMD_NONE)
 		return fail(&p, "unknown command '%s' (try 'xport --help')", name);
 	out->command = p.cmd;
 	rc = command_args(&p);
 	if (!rc)
 		rc = finish(&p);
 	if (!rc && p.parse_only)
-		rc = XP_CLI_PARSED;
+		rc = CLI_PARSED;
 	return rc;
 }

@@ -9,10 +9,10 @@
 
 #include "opts.h"
 
-int xp_cmd_tcp_server(const struct xp_cli *cli);
-int xp_cmd_tcp_client(const struct xp_cli *cli);
-int xp_cmd_udp_echo(const struct xp_cli *cli);
-int xp_cmd_subprocess(const struct xp_cli *cli);
-int xp_cmd_pipe(const struct xp_cli *cli);
+int cli_cmd_tcp_server(const struct cli_config *cli);
+int cli_cmd_tcp_client(const struct cli_config *cli);
+int cli_cmd_udp_echo(const struct cli_config *cli);
+int cli_cmd_subprocess(const struct cli_config *cli);
+int cli_cmd_pipe(const struct cli_config *cli);
 
 #endif /* XPORT_CLI_CMD_H */

@@ -27,11 +27,11 @@ struct pipe_ctx;
 #define UDP_READ_SIZE (64 * 1024)
 
 struct lsn {
-	struct xp_gate_cfg gate;
+	struct cli_gate_cfg gate;
 	struct pipe_ctx *px;
 	int idx;
 	xp_server *srv;
-	struct xp_dgl *dgl; /* udp-listen:, unixgram-listen: */
+	struct cli_dgl *dgl; /* udp-listen:, unixgram-listen: */
 	int closed;
 };
 
@@ -42,8 +42,8 @@ struct waiting {
 };
 
 struct pipe_ctx {
-	struct xp_run run;
-	const struct xp_cli *cli;
+	struct cli_run run;
+	const struct cli_config *cli;
 	xp_tls_ctx *tls_client, *tls_server;
 	struct lsn lsn[2];
 	struct waiting *waitq;
@@ -51,26 +51,26 @@ struct pipe_ctx {
 	int spawn_status;
 };
 
-static int is_dgram_listen(const struct xp_cli_endpoint *e)
+static int is_dgram_listen(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_UDP_LISTEN || e->kind == XP_EP_UNIXGRAM_LISTEN;
+	return e->kind == CLI_EP_UDP_LISTEN || e->kind == CLI_EP_UNIXGRAM_LISTEN;
 }
 
-static int is_listen(const struct xp_cli_endpoint *e)
+static int is_listen(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_TCP_LISTEN || e->kind == XP_EP_TLS_LISTEN ||
-	       e->kind == XP_EP_UNIX_LISTEN || is_dgram_listen(e);
+	return e->kind == CLI_EP_TCP_LISTEN || e->kind == CLI_EP_TLS_LISTEN ||
+	       e->kind == CLI_EP_UNIX_LISTEN || is_dgram_listen(e);
 }
 
 /* A datagram end: relayed through a socket pair (udpadapt.c). */
-static int is_dgram(const struct xp_cli_endpoint *e)
+static int is_dgram(const struct cli_endpoint *e)
 {
-	return e->kind == XP_EP_UDP || e->kind == XP_EP_UNIXGRAM || is_dgram_listen(e);
+	return e->kind == CLI_EP_UDP || e->kind == CLI_EP_UNIXGRAM || is_dgram_listen(e);
 }
 
 /* Replies are accepted for --eof-timeout after EOF from the other side:
  * 0.5 s when not given, for ever with 0. */
-static double dgram_linger(const struct xp_cli *c)
+static double dgram_linger(const struct cli_config *c)
 {
 	return c->eof_timeout < 0 ? 0.5 : c->eof_timeout;
 }
@@ -80,7 +80,7 @@ struct efact {
 	xp_relay *r;
 	int end;
 	char name[320];
-	struct xp_dial dial; /* tcp:, tls:, unix: */
+	struct cli_dial dial; /* tcp:, tls:, unix: */
 };
 
 static struct efact *efact_new(struct pipe_ctx *px, xp_relay *r, int end)
@@ -128,13 +128,13 @@ static void connect_done(xp_future *fut, void *arg)
 		char what[700];
 
 		if (first_failure(f->px))
-			xp_err("%s: %s",
-			       xp_cli_connect_what(f->px->cli, f->name, err, what, sizeof(what)),
-			       xp_cli_strerror(err));
-		xp_run_fail(&f->px->run, xp_cli_connect_status(err));
+			cli_err("%s: %s",
+				cli_connect_what(f->px->cli, f->name, err, what, sizeof(what)),
+				cli_strerror(err));
+		cli_run_fail(&f->px->run, cli_connect_status(err));
 		xp_relay_fail_end(f->r, f->end, err);
 	} else if (!err) {
-		xp_log(1, "connected to %s", f->name);
+		cli_log(1, "connected to %s", f->name);
 	}
 	xp_future_release(fut);
 	free(f);
@@ -142,18 +142,18 @@ static void connect_done(xp_future *fut, void *arg)
 
 /* The end of a dial; fut NULL and -ECANCELED: the run stopped while it
  * waited to retry, and the end must still wind its relay down. */
-static void dial_done(struct xp_dial *d, xp_future *fut, int err)
+static void dial_done(struct cli_dial *d, xp_future *fut, int err)
 {
 	struct efact *f = XP_CONTAINER_OF(d, struct efact, dial);
 
 	if (err && (err != -ECANCELED || !fut)) {
-		int st = xp_dial_fail(d, err, first_failure(f->px) && err != -ECANCELED);
+		int st = cli_dial_fail(d, err, first_failure(f->px) && err != -ECANCELED);
 
 		if (err != -ECANCELED)
-			xp_run_fail(&f->px->run, st);
+			cli_run_fail(&f->px->run, st);
 		xp_relay_fail_end(f->r, f->end, err);
 	} else if (!err) {
-		xp_log(1, "connected to %s", f->name);
+		cli_log(1, "connected to %s", f->name);
 	}
 	free(f);
 }
@@ -169,14 +169,14 @@ static void exec_done(xp_future *fut, void *arg)
 			xp_transport_release(px->child);
 		px->child = xp_transport_retain(xp_future_result(fut));
 	} else if (err != -ECANCELED) {
-		int st = err == -ENOENT	  ? XP_EXIT_NOTFOUND
-			 : err == -EACCES ? XP_EXIT_NOEXEC
-					  : XP_EXIT_FAIL;
+		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
+			 : err == -EACCES ? CLI_EXIT_NOEXEC
+					  : CLI_EXIT_FAIL;
 
 		if (first_failure(px))
-			xp_err("%s: %s", f->name, xp_cli_strerror(err));
+			cli_err("%s: %s", f->name, cli_strerror(err));
 		px->spawn_status = st;
-		xp_run_fail(&px->run, st);
+		cli_run_fail(&px->run, st);
 		xp_relay_fail_end(f->r, f->end, err);
 	}
 	xp_future_release(fut);
@@ -196,15 +196,15 @@ static void watch(struct efact *f, xp_future *fut, xp_future_cb cb)
 
 static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 {
-	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	const struct cli_endpoint *e = &px->cli->ep[i];
 	struct efact *f = efact_new(px, r, i);
-	struct xp_dial *d;
+	struct cli_dial *d;
 
 	if (!f) {
 		xp_relay_fail_end(r, i, -ENOMEM);
 		return;
 	}
-	xp_cli_conn_name(px->cli, &e->addr, f->name, sizeof(f->name));
+	cli_conn_name(px->cli, &e->addr, f->name, sizeof(f->name));
 	d = &f->dial;
 	d->run = &px->run;
 	d->addr = &e->addr;
@@ -216,12 +216,12 @@ static void open_connect(struct pipe_ctx *px, xp_relay *r, int i, int tls)
 	d->factory = stream_factory;
 	d->arg = f;
 	d->done = dial_done;
-	xp_dial_start(d);
+	cli_dial_start(d);
 }
 
 static void open_exec(struct pipe_ctx *px, xp_relay *r, int i)
 {
-	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	const struct cli_endpoint *e = &px->cli->ep[i];
 	struct efact *f = efact_new(px, r, i);
 	xp_subprocess_opts o;
 
@@ -245,8 +245,8 @@ static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
 	fd = fcntl(n, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		if (first_failure(px))
-			xp_err("fd:%d: %s", n, strerror(errno));
-		xp_run_fail(&px->run, XP_EXIT_FAIL);
+			cli_err("fd:%d: %s", n, strerror(errno));
+		cli_run_fail(&px->run, CLI_EXIT_FAIL);
 		if (fd >= 0)
 			close(fd);
 		xp_relay_fail_end(r, i, -EBADF);
@@ -269,9 +269,9 @@ static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
 	int mode = fcntl(n, F_GETFL) & O_ACCMODE;
 	if (mode != O_RDWR) {
 		if (first_failure(px))
-			xp_err("fd:%d: not open for %s", n,
-			       mode == O_RDONLY ? "writing" : "reading");
-		xp_run_fail(&px->run, XP_EXIT_FAIL);
+			cli_err("fd:%d: not open for %s", n,
+				mode == O_RDONLY ? "writing" : "reading");
+		cli_run_fail(&px->run, CLI_EXIT_FAIL);
 		close(fd);
 		xp_relay_fail_end(r, i, -EBADF);
 		return;
@@ -282,35 +282,35 @@ static void open_fd(struct pipe_ctx *px, xp_relay *r, int i)
 		xp_relay_fail_end(r, i, -errno);
 		return;
 	}
-	xp_cli_fd_attach(px->run.loop, r, i, fd, wfd, 0);
+	cli_fd_attach(px->run.loop, r, i, fd, wfd, 0);
 }
 
 /* Open a non-listening endpoint as end i of r. */
 static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 {
-	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	const struct cli_endpoint *e = &px->cli->ep[i];
 
 	switch (e->kind) {
-	case XP_EP_STDIO:
-		xp_cli_stdio_attach(px->run.loop, r, i, px->cli->crlf, !xp_cli_keep_open(px->cli));
+	case CLI_EP_STDIO:
+		cli_stdio_attach(px->run.loop, r, i, px->cli->crlf, !cli_keep_open(px->cli));
 		break;
-	case XP_EP_TCP:
-	case XP_EP_UNIX:
+	case CLI_EP_TCP:
+	case CLI_EP_UNIX:
 		open_connect(px, r, i, 0);
 		break;
-	case XP_EP_TLS:
+	case CLI_EP_TLS:
 		open_connect(px, r, i, 1);
 		break;
-	case XP_EP_UDP:
-		xp_cli_udp_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
+	case CLI_EP_UDP:
+		cli_udp_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
 		break;
-	case XP_EP_UNIXGRAM:
-		xp_cli_unixgram_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
+	case CLI_EP_UNIXGRAM:
+		cli_unixgram_attach(&px->run, r, i, &e->addr, dgram_linger(px->cli));
 		break;
-	case XP_EP_EXEC:
+	case CLI_EP_EXEC:
 		open_exec(px, r, i);
 		break;
-	case XP_EP_FD:
+	case CLI_EP_FD:
 		open_fd(px, r, i);
 		break;
 	default:
@@ -319,13 +319,13 @@ static void ep_open(struct pipe_ctx *px, xp_relay *r, int i)
 }
 
 /* The end that counts as "the peer" in stats: the first network one. */
-static int stats_end(const struct xp_cli *c)
+static int stats_end(const struct cli_config *c)
 {
 	for (int i = 0; i < 2; i++)
 		switch (c->ep[i].kind) {
-		case XP_EP_STDIO:
-		case XP_EP_EXEC:
-		case XP_EP_FD:
+		case CLI_EP_STDIO:
+		case CLI_EP_EXEC:
+		case CLI_EP_FD:
 			continue;
 		default:
 			return i;
@@ -336,35 +336,35 @@ static int stats_end(const struct xp_cli *c)
 /* The name of the stats end when the library cannot give one: a udp:
  * endpoint is relayed through an internal socket pair, and an fd:N socket
  * may be an unnamed one. */
-static void peer_label(const struct xp_cli_endpoint *e, char *buf, size_t size)
+static void peer_label(const struct cli_endpoint *e, char *buf, size_t size)
 {
 	char a[120]; /* "udp:" + this fits in a label */
 
-	if (e->kind == XP_EP_UDP) {
-		xp_cli_addr_str(&e->addr, 0, a, sizeof(a));
+	if (e->kind == CLI_EP_UDP) {
+		cli_addr_str(&e->addr, 0, a, sizeof(a));
 		snprintf(buf, size, "udp:%s", a);
-	} else if (e->kind == XP_EP_UNIXGRAM) {
+	} else if (e->kind == CLI_EP_UNIXGRAM) {
 		snprintf(buf, size, "unixgram:%s%.100s",
-			 e->addr.kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "", e->addr.path);
-	} else if (e->kind == XP_EP_FD) {
+			 e->addr.kind == CLI_ADDR_UNIX_ABSTRACT ? "@" : "", e->addr.path);
+	} else if (e->kind == CLI_EP_FD) {
 		snprintf(buf, size, "fd:%d", e->fd);
 	}
 }
 
 static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 {
-	struct xp_conn *c = xp_run_conn_new(&px->run, t);
+	struct cli_conn *c = cli_run_conn_new(&px->run, t);
 	xp_relay_opts ro;
 	xp_relay *r;
 
 	if (!c)
 		return NULL;
-	xp_run_relay_opts(c, &ro);
+	cli_run_relay_opts(c, &ro);
 	ro.stats_end = stats_end(px->cli);
-	xp_cli_one_way(px->cli, &ro, 1);
+	cli_one_way(px->cli, &ro, 1);
 	for (int i = 0; i < 2; i++)
-		if (px->cli->ep[i].kind == XP_EP_STDIO)
-			xp_cli_stdio_session(&ro, i, xp_cli_keep_open(px->cli));
+		if (px->cli->ep[i].kind == CLI_EP_STDIO)
+			cli_stdio_session(&ro, i, cli_keep_open(px->cli));
 	peer_label(&px->cli->ep[ro.stats_end], c->label, sizeof(c->label));
 	/* A datagram end has no EOF of its own: after EOF from the other
 	 * side it accepts replies for --eof-timeout, then closes
@@ -380,7 +380,7 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 	}
 	r = xp_relay_new(px->run.loop, &ro);
 	if (!r) {
-		xp_run_conn_end(c, NULL);
+		cli_run_conn_end(c, NULL);
 		return NULL;
 	}
 	c->relay = r;
@@ -389,7 +389,7 @@ static xp_relay *new_relay(struct pipe_ctx *px, xp_transport *t)
 
 static void listener_used(struct pipe_ctx *px, struct lsn *l)
 {
-	if (xp_cli_keep_open(px->cli) || l->closed)
+	if (cli_keep_open(px->cli) || l->closed)
 		return;
 	l->closed = 1;
 	if (l->srv)
@@ -438,7 +438,7 @@ static xp_relay *listen_relay(struct lsn *l, xp_transport *t)
 	return r;
 }
 
-static xp_protocol *listen_start(struct xp_run *run, xp_transport *t, void *arg)
+static xp_protocol *listen_start(struct cli_run *run, xp_transport *t, void *arg)
 {
 	struct lsn *l = arg;
 	xp_relay *r = listen_relay(l, t);
@@ -453,14 +453,14 @@ static xp_relay *dgram_start(void *arg)
 
 /* The first signal: udp: ends waiting for replies close, and a relay
  * still waiting for its second listener is given up. */
-static void pipe_on_stop(struct xp_run *run)
+static void pipe_on_stop(struct cli_run *run)
 {
 	struct pipe_ctx *px = XP_CONTAINER_OF(run, struct pipe_ctx, run);
 
-	xp_cli_udp_stop(run);
+	cli_udp_stop(run);
 	for (int i = 0; i < 2; i++)
 		if (px->lsn[i].dgl)
-			xp_cli_dgl_stop(px->lsn[i].dgl);
+			cli_dgl_stop(px->lsn[i].dgl);
 	while (px->waitq) {
 		struct waiting *w = px->waitq;
 
@@ -473,18 +473,18 @@ static void pipe_on_stop(struct xp_run *run)
 static int open_dgram_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 {
 	struct lsn *l = &px->lsn[i];
-	struct xp_dgl_cfg cfg = {.run = &px->run,
-				 .ep = &px->cli->ep[i],
-				 .end = i,
-				 .single = !xp_cli_keep_open(px->cli),
-				 .linger = dgram_linger(px->cli),
-				 .start = dgram_start,
-				 .arg = l};
+	struct cli_dgl_cfg cfg = {.run = &px->run,
+				  .ep = &px->cli->ep[i],
+				  .end = i,
+				  .single = !cli_keep_open(px->cli),
+				  .linger = dgram_linger(px->cli),
+				  .start = dgram_start,
+				  .arg = l};
 	int st;
 
 	l->px = px;
 	l->idx = i;
-	st = xp_cli_dgl_open(&cfg, &l->dgl, &addrs[*n]);
+	st = cli_dgl_open(&cfg, &l->dgl, &addrs[*n]);
 	if (!st && addrs[*n].len)
 		(*n)++;
 	return st;
@@ -492,7 +492,7 @@ static int open_dgram_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, i
 
 static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 {
-	const struct xp_cli_endpoint *e = &px->cli->ep[i];
+	const struct cli_endpoint *e = &px->cli->ep[i];
 	struct lsn *l = &px->lsn[i];
 	xp_server_opts so;
 	xp_future *f;
@@ -504,23 +504,23 @@ static int open_listener(struct pipe_ctx *px, int i, xp_sockaddr *addrs, int *n)
 	memset(&so, 0, sizeof(so));
 	so.backlog = px->cli->backlog;
 	so.reuse_port = px->cli->reuse_port;
-	if (e->kind == XP_EP_TLS_LISTEN)
+	if (e->kind == CLI_EP_TLS_LISTEN)
 		so.tls = px->tls_server;
 	l->px = px;
 	l->idx = i;
-	l->gate = (struct xp_gate_cfg){
+	l->gate = (struct cli_gate_cfg){
 	    .run = &px->run, .start = listen_start, .arg = l, .max_conns = px->cli->max_conns};
-	xp_gate_server_opts(&l->gate, &so);
-	f = xp_cli_listen(px->run.loop, xp_gate_factory, &l->gate, &e->addr, &so);
+	cli_gate_server_opts(&l->gate, &so);
+	f = cli_listen(px->run.loop, cli_gate_factory, &l->gate, &e->addr, &so);
 	err = f ? xp_loop_run_until_complete(px->run.loop, f) : -errno;
 	if (err < 0) {
-		xp_cli_addr_str(&e->addr, 1, name, sizeof(name));
-		xp_err("listen %s: %s", name, xp_cli_strerror(err));
-		return xp_cli_listen_status(err);
+		cli_addr_str(&e->addr, 1, name, sizeof(name));
+		cli_err("listen %s: %s", name, cli_strerror(err));
+		return cli_listen_status(err);
 	}
 	l->srv = xp_future_result(f);
 	xp_future_release(f);
-	xp_run_add_server(&px->run, l->srv);
+	cli_run_add_server(&px->run, l->srv);
 	for (int k = 0; k < xp_server_sockets(l->srv, NULL) && *n < 8; k++)
 		if (xp_server_sockname(l->srv, k, &addrs[*n]) == 0)
 			(*n)++;
@@ -532,12 +532,12 @@ static int make_tls(struct pipe_ctx *px)
 	int st = 0;
 
 	for (int i = 0; i < 2; i++) {
-		enum xp_cli_ep_kind k = px->cli->ep[i].kind;
+		enum cli_ep_kind k = px->cli->ep[i].kind;
 
-		if (k == XP_EP_TLS && !px->tls_client)
-			px->tls_client = xp_cli_tls_ctx(px->cli, 0, &st);
-		else if (k == XP_EP_TLS_LISTEN && !px->tls_server)
-			px->tls_server = xp_cli_tls_ctx(px->cli, 1, &st);
+		if (k == CLI_EP_TLS && !px->tls_client)
+			px->tls_client = cli_tls_ctx(px->cli, 0, &st);
+		else if (k == CLI_EP_TLS_LISTEN && !px->tls_server)
+			px->tls_server = cli_tls_ctx(px->cli, 1, &st);
 		if (st)
 			return st;
 	}
@@ -565,7 +565,7 @@ static int child_status(struct pipe_ctx *px, int st)
 	return code ? code : st;
 }
 
-int xp_cmd_pipe(const struct xp_cli *cli)
+int cli_cmd_pipe(const struct cli_config *cli)
 {
 	static struct pipe_ctx px;
 	xp_sockaddr addrs[8];
@@ -573,15 +573,15 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 
 	memset(&px, 0, sizeof(px));
 	px.cli = cli;
-	xp_log_init(cli);
+	cli_log_init(cli);
 	if ((st = make_tls(&px)) != 0)
 		return st;
-	if ((st = xp_run_init(&px.run, cli)) != 0)
+	if ((st = cli_run_init(&px.run, cli)) != 0)
 		return st;
-	px.run.single = !xp_cli_keep_open(cli);
+	px.run.single = !cli_keep_open(cli);
 	px.run.on_stop = pipe_on_stop;
 	px.run.at_once = !is_listen(&cli->ep[0]) && !is_listen(&cli->ep[1]);
-	if ((st = xp_run_signals(&px.run)) != 0)
+	if ((st = cli_run_signals(&px.run)) != 0)
 		return st;
 	for (int i = 0; i < 2; i++) {
 		if (!is_listen(&cli->ep[i]))
@@ -591,30 +591,30 @@ int xp_cmd_pipe(const struct xp_cli *cli)
 			break;
 	}
 	if (!st && listeners)
-		st = xp_cli_ready(cli, addrs, n);
+		st = cli_ready(cli, addrs, n);
 	if (st) {
 		/* The first listener is open when the second fails (e.g. the
 		 * same path twice): close it, so no socket file is left. */
-		xp_run_close_servers(&px.run);
+		cli_run_close_servers(&px.run);
 		for (int i = 0; i < 2; i++)
-			xp_cli_dgl_free(px.lsn[i].dgl);
+			cli_dgl_free(px.lsn[i].dgl);
 		return st;
 	}
 	if (!listeners) {
 		xp_relay *r = new_relay(&px, NULL);
 
 		if (!r)
-			return XP_EXIT_FAIL;
+			return CLI_EXIT_FAIL;
 		px.run.no_more = 1;
 		ep_open(&px, r, 0);
 		ep_open(&px, r, 1);
 	}
-	st = xp_run_loop(&px.run);
+	st = cli_run_loop(&px.run);
 	st = child_status(&px, st);
 	for (int i = 0; i < 2; i++)
-		xp_cli_dgl_free(px.lsn[i].dgl);
+		cli_dgl_free(px.lsn[i].dgl);
 	if (px.child)
 		xp_transport_release(px.child);
-	xp_run_finish(&px.run);
+	cli_run_finish(&px.run);
 	return st;
 }

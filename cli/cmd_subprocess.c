@@ -18,12 +18,12 @@
 #include "run.h"
 
 struct sub {
-	struct xp_run run;
-	const struct xp_cli *cli;
+	struct cli_run run;
+	const struct cli_config *cli;
 	xp_tls_ctx *tls;
-	struct xp_gate_cfg gate;
+	struct cli_gate_cfg gate;
 	xp_relay *relay; /* --connect: created by the factory */
-	struct xp_conn *conn;
+	struct cli_conn *conn;
 	xp_transport *child; /* retained: the last child, for its status */
 	int spawn_status;    /* 126/127/1 if the command could not run */
 	char name[300];
@@ -54,17 +54,17 @@ static void spawned(xp_future *f, void *arg)
 
 		s->child = xp_transport_retain(xp_future_result(f));
 		xp_transport_get_pid(s->child, &pid);
-		xp_log(1, "started %s (pid %d)", s->cli->cmd_argv[0], (int)pid);
+		cli_log(1, "started %s (pid %d)", s->cli->cmd_argv[0], (int)pid);
 	} else {
-		int st = err == -ENOENT	  ? XP_EXIT_NOTFOUND
-			 : err == -EACCES ? XP_EXIT_NOEXEC
-					  : XP_EXIT_FAIL;
+		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
+			 : err == -EACCES ? CLI_EXIT_NOEXEC
+					  : CLI_EXIT_FAIL;
 
-		xp_err("%s: %s", s->cli->cmd_argv[0],
-		       err == -ENOENT ? "command not found" : xp_cli_strerror(err));
+		cli_err("%s: %s", s->cli->cmd_argv[0],
+			err == -ENOENT ? "command not found" : cli_strerror(err));
 		if (!s->spawn_status)
 			s->spawn_status = st;
-		xp_run_fail(&s->run, st);
+		cli_run_fail(&s->run, st);
 		xp_relay_fail_end(sp->r, 0, err);
 	}
 	xp_future_release(f);
@@ -73,7 +73,7 @@ static void spawned(xp_future *f, void *arg)
 
 static void spawn_child(struct sub *s, xp_relay *r)
 {
-	const struct xp_cli *c = s->cli;
+	const struct cli_config *c = s->cli;
 	xp_subprocess_opts o;
 	struct winsize ws;
 	struct spawn *sp = calloc(1, sizeof(*sp));
@@ -87,20 +87,20 @@ static void spawn_child(struct sub *s, xp_relay *r)
 	sp->r = r;
 	memset(&o, 0, sizeof(o));
 	switch (c->stderr_mode) {
-	case XP_STDERR_MERGE:
+	case CLI_STDERR_MERGE:
 		o.err.mode = XP_STDIO_STDOUT;
 		break;
-	case XP_STDERR_SEPARATE:
+	case CLI_STDERR_SEPARATE:
 		o.err.mode = XP_STDIO_PIPE;
 		xp_relay_set_stderr_fd(r, 0, 2);
 		break;
-	case XP_STDERR_INHERIT:
+	case CLI_STDERR_INHERIT:
 		o.err.mode = XP_STDIO_INHERIT;
 		break;
 	}
 	o.pty = c->pty;
 	/* Streamed to our own terminal: the child's is as large. */
-	if (c->pty && c->sub_mode == XP_SUB_LOCAL && ioctl(0, TIOCGWINSZ, &ws) == 0) {
+	if (c->pty && c->sub_mode == CLI_SUB_LOCAL && ioctl(0, TIOCGWINSZ, &ws) == 0) {
 		o.pty_rows = ws.ws_row;
 		o.pty_cols = ws.ws_col;
 	}
@@ -119,19 +119,19 @@ static void spawn_child(struct sub *s, xp_relay *r)
 static int start_local(struct sub *s)
 {
 	xp_relay_opts ro;
-	struct xp_conn *c = xp_run_conn_new(&s->run, NULL);
+	struct cli_conn *c = cli_run_conn_new(&s->run, NULL);
 
 	if (!c)
-		return XP_EXIT_FAIL;
-	xp_run_relay_opts(c, &ro);
+		return CLI_EXIT_FAIL;
+	cli_run_relay_opts(c, &ro);
 	ro.stats_end = 0;
-	xp_cli_one_way(s->cli, &ro, 0);
-	xp_cli_stdio_session(&ro, 1, 0);
+	cli_one_way(s->cli, &ro, 0);
+	cli_stdio_session(&ro, 1, 0);
 	s->relay = xp_relay_new(s->run.loop, &ro);
 	if (!s->relay)
-		return XP_EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	c->relay = s->relay;
-	xp_cli_stdio_attach(s->run.loop, s->relay, 1, s->cli->crlf, 1);
+	cli_stdio_attach(s->run.loop, s->relay, 1, s->cli->crlf, 1);
 	spawn_child(s, s->relay);
 	s->run.no_more = 1;
 	return 0;
@@ -146,12 +146,12 @@ static xp_protocol *conn_factory(void *arg)
 
 	if (s->relay)
 		return NULL;
-	s->conn = xp_run_conn_new(&s->run, NULL);
+	s->conn = cli_run_conn_new(&s->run, NULL);
 	if (!s->conn)
 		return NULL;
-	xp_run_relay_opts(s->conn, &ro);
+	cli_run_relay_opts(s->conn, &ro);
 	ro.stats_end = 1;
-	xp_cli_one_way(s->cli, &ro, 1);
+	cli_one_way(s->cli, &ro, 1);
 	s->relay = xp_relay_new(s->run.loop, &ro);
 	if (!s->relay)
 		return NULL;
@@ -167,15 +167,15 @@ static void connected(xp_future *f, void *arg)
 	xp_future_release(f);
 	s->run.no_more = 1;
 	if (!err) {
-		xp_log(1, "connected to %s", s->name);
+		cli_log(1, "connected to %s", s->name);
 		spawn_child(s, s->relay);
 		return;
 	}
 	char what[700];
 
-	xp_err("%s: %s", xp_cli_connect_what(s->cli, s->name, err, what, sizeof(what)),
-	       xp_cli_strerror(err));
-	xp_run_fail(&s->run, s->relay ? XP_EXIT_FAIL : xp_cli_connect_status(err));
+	cli_err("%s: %s", cli_connect_what(s->cli, s->name, err, what, sizeof(what)),
+		cli_strerror(err));
+	cli_run_fail(&s->run, s->relay ? CLI_EXIT_FAIL : cli_connect_status(err));
 	if (s->relay)
 		xp_relay_fail_end(s->relay, 1, err);
 	/* The child was never started: nothing left to wait for. */
@@ -188,14 +188,14 @@ static int start_connect(struct sub *s)
 	xp_proxy px;
 	xp_future *f;
 
-	xp_cli_connect_opts(s->cli, &s->cli->sub_addr, &o, &px);
+	cli_connect_opts(s->cli, &s->cli->sub_addr, &o, &px);
 	o.tls = s->tls;
 	o.server_hostname = s->cli->servername;
-	xp_cli_conn_name(s->cli, &s->cli->sub_addr, s->name, sizeof(s->name));
-	f = xp_cli_connect(s->run.loop, conn_factory, s, &s->cli->sub_addr, &o);
+	cli_conn_name(s->cli, &s->cli->sub_addr, s->name, sizeof(s->name));
+	f = cli_connect(s->run.loop, conn_factory, s, &s->cli->sub_addr, &o);
 	if (!f) {
-		xp_err("connect %s: %s", s->name, strerror(errno));
-		return XP_EXIT_FAIL;
+		cli_err("connect %s: %s", s->name, strerror(errno));
+		return CLI_EXIT_FAIL;
 	}
 	xp_future_add_done_callback(f, connected, s);
 	return 0;
@@ -203,25 +203,25 @@ static int start_connect(struct sub *s)
 
 /* ---- --listen ---- */
 
-static xp_protocol *listen_start(struct xp_run *r, xp_transport *t, void *arg)
+static xp_protocol *listen_start(struct cli_run *r, xp_transport *t, void *arg)
 {
 	struct sub *s = arg;
-	struct xp_conn *c = xp_run_conn_new(r, t);
+	struct cli_conn *c = cli_run_conn_new(r, t);
 	xp_relay_opts ro;
 	xp_relay *rl;
 
 	if (!c)
 		return NULL;
-	if (!xp_cli_keep_open(s->cli)) {
+	if (!cli_keep_open(s->cli)) {
 		r->no_more = 1;
-		xp_run_close_servers(r);
+		cli_run_close_servers(r);
 	}
-	xp_run_relay_opts(c, &ro);
+	cli_run_relay_opts(c, &ro);
 	ro.stats_end = 1;
-	xp_cli_one_way(s->cli, &ro, 1);
+	cli_one_way(s->cli, &ro, 1);
 	rl = xp_relay_new(r->loop, &ro);
 	if (!rl) {
-		xp_run_conn_end(c, NULL);
+		cli_run_conn_end(c, NULL);
 		return NULL;
 	}
 	c->relay = rl;
@@ -240,19 +240,19 @@ static int start_listen(struct sub *s)
 	so.backlog = s->cli->backlog;
 	so.reuse_port = s->cli->reuse_port;
 	so.tls = s->tls;
-	s->gate = (struct xp_gate_cfg){.run = &s->run, .start = listen_start, .arg = s};
-	xp_gate_server_opts(&s->gate, &so);
-	xp_cli_addr_str(&s->cli->sub_addr, 1, s->name, sizeof(s->name));
-	f = xp_cli_listen(s->run.loop, xp_gate_factory, &s->gate, &s->cli->sub_addr, &so);
+	s->gate = (struct cli_gate_cfg){.run = &s->run, .start = listen_start, .arg = s};
+	cli_gate_server_opts(&s->gate, &so);
+	cli_addr_str(&s->cli->sub_addr, 1, s->name, sizeof(s->name));
+	f = cli_listen(s->run.loop, cli_gate_factory, &s->gate, &s->cli->sub_addr, &so);
 	err = f ? xp_loop_run_until_complete(s->run.loop, f) : -errno;
 	if (err < 0) {
-		xp_err("listen %s: %s", s->name, xp_cli_strerror(err));
-		return xp_cli_listen_status(err);
+		cli_err("listen %s: %s", s->name, cli_strerror(err));
+		return cli_listen_status(err);
 	}
 	srv = xp_future_result(f);
 	xp_future_release(f);
-	xp_run_add_server(&s->run, srv);
-	return xp_cli_ready_server(s->cli, srv);
+	cli_run_add_server(&s->run, srv);
+	return cli_ready_server(s->cli, srv);
 }
 
 /* 128+N for a signal; the child's code otherwise.  A signal to xport
@@ -273,43 +273,43 @@ static int child_status(struct sub *s, int st)
 	return code;
 }
 
-int xp_cmd_subprocess(const struct xp_cli *cli)
+int cli_cmd_subprocess(const struct cli_config *cli)
 {
 	static struct sub s;
 	int st = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cli = cli;
-	xp_log_init(cli);
-	if (cli->tls && cli->sub_mode != XP_SUB_LOCAL) {
-		s.tls = xp_cli_tls_ctx(cli, cli->sub_mode == XP_SUB_LISTEN, &st);
+	cli_log_init(cli);
+	if (cli->tls && cli->sub_mode != CLI_SUB_LOCAL) {
+		s.tls = cli_tls_ctx(cli, cli->sub_mode == CLI_SUB_LISTEN, &st);
 		if (!s.tls)
 			return st;
 	}
-	if ((st = xp_run_init(&s.run, cli)) != 0)
+	if ((st = cli_run_init(&s.run, cli)) != 0)
 		return st;
-	s.run.single = cli->sub_mode != XP_SUB_LISTEN || !xp_cli_keep_open(cli);
-	s.run.at_once = cli->sub_mode != XP_SUB_LISTEN;
-	if ((st = xp_run_signals(&s.run)) != 0)
+	s.run.single = cli->sub_mode != CLI_SUB_LISTEN || !cli_keep_open(cli);
+	s.run.at_once = cli->sub_mode != CLI_SUB_LISTEN;
+	if ((st = cli_run_signals(&s.run)) != 0)
 		return st;
 	switch (cli->sub_mode) {
-	case XP_SUB_LOCAL:
+	case CLI_SUB_LOCAL:
 		st = start_local(&s);
 		break;
-	case XP_SUB_CONNECT:
+	case CLI_SUB_CONNECT:
 		st = start_connect(&s);
 		break;
-	case XP_SUB_LISTEN:
+	case CLI_SUB_LISTEN:
 		st = start_listen(&s);
 		break;
 	}
 	if (st)
 		return st;
-	st = xp_run_loop(&s.run);
+	st = cli_run_loop(&s.run);
 	if (s.run.single)
 		st = child_status(&s, st);
 	if (s.child)
 		xp_transport_release(s.child);
-	xp_run_finish(&s.run);
+	cli_run_finish(&s.run);
 	return st;
 }

@@ -18,12 +18,12 @@
 #include "run.h"
 
 struct client {
-	struct xp_run run;
-	const struct xp_cli *cli;
+	struct cli_run run;
+	const struct cli_config *cli;
 	xp_tls_ctx *tls;
 	xp_relay *relay;
-	struct xp_conn *conn;
-	struct xp_dial dial; /* the connect, retried for --wait-for */
+	struct cli_conn *conn;
+	struct cli_dial dial; /* the connect, retried for --wait-for */
 	int interactive;
 	xp_transport *itr; /* interactive: the connected transport */
 	char name[300];
@@ -61,15 +61,15 @@ static xp_protocol *relay_factory(void *arg)
 
 	if (c->relay)
 		return NULL;
-	c->conn = xp_run_conn_new(&c->run, NULL);
+	c->conn = cli_run_conn_new(&c->run, NULL);
 	if (!c->conn)
 		return NULL;
-	xp_run_relay_opts(c->conn, &ro);
-	xp_cli_one_way(c->cli, &ro, 0);
-	xp_cli_stdio_session(&ro, 1, 0);
+	cli_run_relay_opts(c->conn, &ro);
+	cli_one_way(c->cli, &ro, 0);
+	cli_stdio_session(&ro, 1, 0);
 	c->relay = xp_relay_new(c->run.loop, &ro);
 	if (!c->relay) {
-		xp_run_conn_end(c->conn, NULL);
+		cli_run_conn_end(c->conn, NULL);
 		c->conn = NULL;
 		return NULL;
 	}
@@ -77,16 +77,16 @@ static xp_protocol *relay_factory(void *arg)
 	return xp_relay_stream_protocol(c->relay, 0);
 }
 
-static void connected(struct xp_dial *d, xp_future *f, int err)
+static void connected(struct cli_dial *d, xp_future *f, int err)
 {
 	struct client *c = XP_CONTAINER_OF(d, struct client, dial);
-	struct xp_run *r = &c->run;
+	struct cli_run *r = &c->run;
 
 	r->no_more = 1;
 	if (!err) {
 		xp_transport *t = xp_future_result(f);
 
-		xp_log(1, "connected to %s", c->name);
+		cli_log(1, "connected to %s", c->name);
 		if (c->cli->check) {
 			xp_transport_close(t);
 			xp_loop_stop(r->loop);
@@ -94,14 +94,14 @@ static void connected(struct xp_dial *d, xp_future *f, int err)
 			c->itr = xp_transport_retain(t);
 			xp_loop_stop(r->loop);
 		} else {
-			xp_cli_stdio_attach(r->loop, c->relay, 1, c->cli->crlf, 1);
+			cli_stdio_attach(r->loop, c->relay, 1, c->cli->crlf, 1);
 		}
 		return;
 	}
 	if (err == -ECONNRESET && c->cli->check) {
 		/* Accepted, then reset before the connect was seen: --check
 		 * asks whether the server is reachable, and it is (nc -z). */
-		xp_log(1, "connected to %s (then reset)", c->name);
+		cli_log(1, "connected to %s (then reset)", c->name);
 		xp_loop_stop(r->loop);
 		return;
 	}
@@ -109,7 +109,7 @@ static void connected(struct xp_dial *d, xp_future *f, int err)
 		xp_loop_stop(r->loop);
 		return;
 	}
-	xp_run_fail(r, xp_dial_fail(d, err, 1));
+	cli_run_fail(r, cli_dial_fail(d, err, 1));
 	if (c->relay) {
 		/* Failed after the transport existed: its other end was
 		 * never opened, nothing left to wait for. */
@@ -123,8 +123,8 @@ static void connected(struct xp_dial *d, xp_future *f, int err)
 
 static void start(struct client *c)
 {
-	const struct xp_cli *cli = c->cli;
-	struct xp_dial *d = &c->dial;
+	const struct cli_config *cli = c->cli;
+	struct cli_dial *d = &c->dial;
 
 	d->run = &c->run;
 	d->addr = &cli->addr;
@@ -135,51 +135,51 @@ static void start(struct client *c)
 	d->arg = c;
 	d->done = connected;
 	d->no_retry_reset = cli->check;
-	xp_dial_start(d);
+	cli_dial_start(d);
 }
 
 static int run_interactive(struct client *c)
 {
-	int st = XP_EXIT_FAIL;
+	int st = CLI_EXIT_FAIL;
 
 	xp_remove_signal_handler(c->run.loop, SIGINT);
 	xp_remove_signal_handler(c->run.loop, SIGTERM);
 	xp_remove_signal_handler(c->run.loop, SIGUSR1);
-#ifdef XP_HAVE_READLINE
-	st = xp_cli_interactive(c->run.loop, c->itr, c->cli);
+#ifdef CLI_HAVE_READLINE
+	st = cli_interactive(c->run.loop, c->itr, c->cli);
 #endif
 	xp_transport_release(c->itr);
 	return st;
 }
 
-int xp_cmd_tcp_client(const struct xp_cli *cli)
+int cli_cmd_tcp_client(const struct cli_config *cli)
 {
 	static struct client c;
 	int st = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.cli = cli;
-	xp_log_init(cli);
-	xp_cli_conn_name(cli, &cli->addr, c.name, sizeof(c.name));
-#ifdef XP_HAVE_READLINE
+	cli_log_init(cli);
+	cli_conn_name(cli, &cli->addr, c.name, sizeof(c.name));
+#ifdef CLI_HAVE_READLINE
 	c.interactive = !cli->check && !cli->no_readline && !cli->one_way && isatty(0) &&
-			isatty(1) && xp_cli_interactive_available();
+			isatty(1) && cli_interactive_available();
 #endif
 	if (cli->tls) {
-		c.tls = xp_cli_tls_ctx(cli, 0, &st);
+		c.tls = cli_tls_ctx(cli, 0, &st);
 		if (!c.tls)
 			return st;
 	}
-	if ((st = xp_run_init(&c.run, cli)) != 0)
+	if ((st = cli_run_init(&c.run, cli)) != 0)
 		return st;
 	c.run.single = 1;
 	c.run.at_once = 1;
-	if ((st = xp_run_signals(&c.run)) != 0)
+	if ((st = cli_run_signals(&c.run)) != 0)
 		return st;
 	start(&c);
-	st = xp_run_loop(&c.run);
+	st = cli_run_loop(&c.run);
 	if (c.itr && !c.run.status_set)
 		st = run_interactive(&c);
-	xp_run_finish(&c.run);
+	cli_run_finish(&c.run);
 	return st;
 }

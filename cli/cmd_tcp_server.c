@@ -24,9 +24,9 @@
 #include "run.h"
 
 struct srv {
-	struct xp_run run;
-	const struct xp_cli *cli;
-	struct xp_gate_cfg gate;
+	struct cli_run run;
+	const struct cli_config *cli;
+	struct cli_gate_cfg gate;
 	xp_tls_ctx *tls;
 	xp_broker *broker; /* --proto broker: the room every client joins */
 	xp_server *server;
@@ -41,7 +41,7 @@ struct srv {
 };
 
 struct srv_main {
-	struct xp_run run;
+	struct cli_run run;
 	struct srv *w;
 	unsigned int n;
 	pthread_mutex_t mu;
@@ -49,31 +49,31 @@ struct srv_main {
 	int setup_done;
 };
 
-static xp_protocol *start_stdio(struct srv *s, struct xp_conn *c, xp_loop *loop)
+static xp_protocol *start_stdio(struct srv *s, struct cli_conn *c, xp_loop *loop)
 {
 	xp_relay_opts ro;
 	xp_relay *rl;
 
-	xp_run_relay_opts(c, &ro);
-	xp_cli_one_way(s->cli, &ro, 0);
-	xp_cli_stdio_session(&ro, 1, s->keep_open);
+	cli_run_relay_opts(c, &ro);
+	cli_one_way(s->cli, &ro, 0);
+	cli_stdio_session(&ro, 1, s->keep_open);
 	rl = xp_relay_new(loop, &ro);
 	if (!rl)
 		return NULL;
 	c->relay = rl;
 	xp_protocol *p = xp_relay_stream_protocol(rl, 0);
-	xp_cli_stdio_attach(loop, rl, 1, s->cli->crlf, !s->keep_open);
+	cli_stdio_attach(loop, rl, 1, s->cli->crlf, !s->keep_open);
 	return p;
 }
 
-static xp_protocol *start_exec(struct srv *s, struct xp_conn *c, xp_loop *loop)
+static xp_protocol *start_exec(struct srv *s, struct cli_conn *c, xp_loop *loop)
 {
 	xp_exec_opts eo;
 
 	memset(&eo, 0, sizeof(eo));
 	eo.command = s->cli->exec_cmd;
-	xp_run_relay_opts(c, &eo.relay);
-	xp_cli_one_way(s->cli, &eo.relay, 0);
+	cli_run_relay_opts(c, &eo.relay);
+	cli_one_way(s->cli, &eo.relay, 0);
 	eo.relay.child_signal = SIGTERM;
 	eo.relay.kill_after = 0;
 	eo.stderr_mode = XP_EXEC_STDERR_INHERIT;
@@ -81,32 +81,32 @@ static xp_protocol *start_exec(struct srv *s, struct xp_conn *c, xp_loop *loop)
 	return xp_exec_new(loop, &eo);
 }
 
-static xp_protocol *start_forward(struct srv *s, struct xp_conn *c, xp_loop *loop)
+static xp_protocol *start_forward(struct srv *s, struct cli_conn *c, xp_loop *loop)
 {
-	const struct xp_cli_addr *a = &s->cli->forward;
+	const struct cli_addr *a = &s->cli->forward;
 	char path[sizeof(a->path) + 2];
 	xp_forward_opts fo;
 	xp_proxy px;
 
 	memset(&fo, 0, sizeof(fo));
-	xp_cli_connect_opts(s->cli, a, &fo.connect, &px); /* px copied by xp_forward_new */
-	if (a->kind == XP_ADDR_HOSTPORT) {
-		fo.host = xp_cli_client_host(a, s->cli->family);
+	cli_connect_opts(s->cli, a, &fo.connect, &px); /* px copied by xp_forward_new */
+	if (a->kind == CLI_ADDR_HOSTPORT) {
+		fo.host = cli_client_host(a, s->cli->family);
 		fo.port = a->port;
 	} else {
-		snprintf(path, sizeof(path), "%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
+		snprintf(path, sizeof(path), "%s%s", a->kind == CLI_ADDR_UNIX_ABSTRACT ? "@" : "",
 			 a->path);
 		fo.unix_path = path; /* copied by xp_forward_new */
 	}
-	xp_run_relay_opts(c, &fo.relay);
-	xp_cli_one_way(s->cli, &fo.relay, 0);
+	cli_run_relay_opts(c, &fo.relay);
+	cli_one_way(s->cli, &fo.relay, 0);
 	return xp_forward_new(loop, &fo);
 }
 
 /* socks5 and http-proxy: --proxy-auth, --forward-allow. */
-static xp_protocol *start_tunnel(struct srv *s, struct xp_conn *c, xp_loop *loop)
+static xp_protocol *start_tunnel(struct srv *s, struct cli_conn *c, xp_loop *loop)
 {
-	const struct xp_cli *cli = s->cli;
+	const struct cli_config *cli = s->cli;
 	xp_proxy_server_opts so;
 
 	memset(&so, 0, sizeof(so));
@@ -115,22 +115,22 @@ static xp_protocol *start_tunnel(struct srv *s, struct xp_conn *c, xp_loop *loop
 		so.password = cli->proxy_auth_password;
 	}
 	if (cli->n_fwd_allow) {
-		so.allow_target = xp_cli_target_allowed;
+		so.allow_target = cli_target_allowed;
 		so.allow_arg = (void *)cli;
 	}
 	so.connect.timeout = cli->connect_timeout > 0 ? cli->connect_timeout : 0;
 	so.connect.family = cli->family; /* -4/-6: the targets' names too */
-	xp_run_relay_opts(c, &so.relay);
-	if (cli->proto == XP_PROTO_SOCKS5)
+	cli_run_relay_opts(c, &so.relay);
+	if (cli->proto == CLI_PROTO_SOCKS5)
 		return xp_socks5_new(loop, &so);
 	return xp_http_proxy_new(loop, &so);
 }
 
 /* The gate accepted a peer: make its protocol. */
-static xp_protocol *srv_start(struct xp_run *r, xp_transport *t, void *arg)
+static xp_protocol *srv_start(struct cli_run *r, xp_transport *t, void *arg)
 {
 	struct srv *s = arg;
-	struct xp_conn *c = xp_run_conn_new(r, t);
+	struct cli_conn *c = cli_run_conn_new(r, t);
 	xp_proto_opts po;
 	xp_protocol *p = NULL;
 
@@ -139,42 +139,42 @@ static xp_protocol *srv_start(struct xp_run *r, xp_transport *t, void *arg)
 	if (!s->keep_open) {
 		/* One connection: stop listening now, exit when it ends. */
 		r->no_more = 1;
-		xp_run_close_servers(r);
+		cli_run_close_servers(r);
 	}
 	switch (s->cli->proto) {
-	case XP_PROTO_ECHO:
-		xp_run_proto_opts(c, &po, 0);
+	case CLI_PROTO_ECHO:
+		cli_run_proto_opts(c, &po, 0);
 		p = xp_echo_new(&po);
 		break;
-	case XP_PROTO_DISCARD:
-		xp_run_proto_opts(c, &po, 0);
+	case CLI_PROTO_DISCARD:
+		cli_run_proto_opts(c, &po, 0);
 		p = xp_discard_new(&po);
 		break;
-	case XP_PROTO_CHARGEN:
-		xp_run_proto_opts(c, &po, 0);
+	case CLI_PROTO_CHARGEN:
+		cli_run_proto_opts(c, &po, 0);
 		p = xp_chargen_new(&po);
 		break;
-	case XP_PROTO_STDIO:
+	case CLI_PROTO_STDIO:
 		p = start_stdio(s, c, r->loop);
 		break;
-	case XP_PROTO_EXEC:
+	case CLI_PROTO_EXEC:
 		p = start_exec(s, c, r->loop);
 		break;
-	case XP_PROTO_FORWARD:
+	case CLI_PROTO_FORWARD:
 		p = start_forward(s, c, r->loop);
 		break;
-	case XP_PROTO_SOCKS5:
-	case XP_PROTO_HTTP_PROXY:
+	case CLI_PROTO_SOCKS5:
+	case CLI_PROTO_HTTP_PROXY:
 		p = start_tunnel(s, c, r->loop);
 		break;
-	case XP_PROTO_BROKER:
-		xp_run_proto_opts(c, &po, 0);
+	case CLI_PROTO_BROKER:
+		cli_run_proto_opts(c, &po, 0);
 		p = xp_broker_protocol(s->broker, &po);
 		break;
 	}
 	if (!p) {
-		xp_err("cannot start a connection: %s", strerror(errno ? errno : ENOMEM));
-		xp_run_conn_end(c, NULL);
+		cli_err("cannot start a connection: %s", strerror(errno ? errno : ENOMEM));
+		cli_run_conn_end(c, NULL);
 	}
 	return p;
 }
@@ -182,8 +182,8 @@ static xp_protocol *srv_start(struct xp_run *r, xp_transport *t, void *arg)
 /* Listen (port: the port to bind); on failure print and return a status. */
 static int srv_listen(struct srv *s, const char *port, int reuse_port)
 {
-	const struct xp_cli *cli = s->cli;
-	struct xp_cli_addr a = cli->addr;
+	const struct cli_config *cli = s->cli;
+	struct cli_addr a = cli->addr;
 	xp_server_opts so;
 	xp_future *f;
 	char name[300];
@@ -195,24 +195,24 @@ static int srv_listen(struct srv *s, const char *port, int reuse_port)
 	so.tls = s->tls;
 	if (port)
 		snprintf(a.port, sizeof(a.port), "%s", port);
-	s->gate = (struct xp_gate_cfg){
+	s->gate = (struct cli_gate_cfg){
 	    .run = &s->run, .start = srv_start, .arg = s, .max_conns = cli->max_conns};
 	/* One at a time for stdio: there is one stdin. */
-	if (cli->proto == XP_PROTO_STDIO && (!s->gate.max_conns || s->gate.max_conns > 1))
+	if (cli->proto == CLI_PROTO_STDIO && (!s->gate.max_conns || s->gate.max_conns > 1))
 		s->gate.max_conns = 1;
-	xp_gate_server_opts(&s->gate, &so);
-	f = xp_cli_listen(s->run.loop, xp_gate_factory, &s->gate, &a, &so);
+	cli_gate_server_opts(&s->gate, &so);
+	f = cli_listen(s->run.loop, cli_gate_factory, &s->gate, &a, &so);
 	err = f ? xp_loop_run_until_complete(s->run.loop, f) : -errno;
 	if (err < 0) {
-		xp_cli_addr_str(&a, 1, name, sizeof(name));
-		xp_err("listen %s: %s", name, xp_cli_strerror(err));
+		cli_addr_str(&a, 1, name, sizeof(name));
+		cli_err("listen %s: %s", name, cli_strerror(err));
 		if (f)
 			xp_future_release(f);
-		return xp_cli_listen_status(err);
+		return cli_listen_status(err);
 	}
 	s->server = xp_future_result(f);
 	xp_future_release(f);
-	xp_run_add_server(&s->run, s->server);
+	cli_run_add_server(&s->run, s->server);
 	s->naddrs = 0;
 	for (int i = 0; i < xp_server_sockets(s->server, NULL) && s->naddrs < 8; i++)
 		if (xp_server_sockname(s->server, i, &s->addrs[s->naddrs]) == 0)
@@ -236,19 +236,19 @@ static int run_single(struct srv *s)
 	int st;
 
 	s->run.single = !s->keep_open;
-	if ((st = xp_run_signals(&s->run)) != 0)
+	if ((st = cli_run_signals(&s->run)) != 0)
 		return st;
-	if (s->cli->proto == XP_PROTO_BROKER && !(s->broker = xp_broker_new(s->run.loop))) {
-		xp_err("cannot start the broker: %s", strerror(errno));
-		return XP_EXIT_FAIL;
+	if (s->cli->proto == CLI_PROTO_BROKER && !(s->broker = xp_broker_new(s->run.loop))) {
+		cli_err("cannot start the broker: %s", strerror(errno));
+		return CLI_EXIT_FAIL;
 	}
 	if ((st = srv_listen(s, NULL, s->cli->reuse_port)) != 0)
 		return st;
-	if ((st = xp_cli_ready(s->cli, s->addrs, s->naddrs)) != 0) {
+	if ((st = cli_ready(s->cli, s->addrs, s->naddrs)) != 0) {
 		srv_cleanup(s); /* no unix: socket file left behind */
 		return st;
 	}
-	st = xp_run_loop(&s->run);
+	st = cli_run_loop(&s->run);
 	srv_cleanup(s);
 	xp_broker_release(s->broker); /* freed with its last client */
 	s->broker = NULL;
@@ -273,7 +273,7 @@ static int worker_exited(void *arg)
 	struct srv_main *m = arg;
 
 	m->run.nconns--;
-	xp_run_check_done(&m->run);
+	cli_run_check_done(&m->run);
 	return 0;
 }
 
@@ -286,7 +286,7 @@ static void *worker_main(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	st = xp_run_init(&s->run, s->cli);
+	st = cli_run_init(&s->run, s->cli);
 	if (!st) {
 		s->run.worker = 1;
 		st = srv_listen(s, s->port[0] ? s->port : NULL, 1);
@@ -297,7 +297,7 @@ static void *worker_main(void *arg)
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	if (!st)
-		st = xp_run_loop(&s->run);
+		st = cli_run_loop(&s->run);
 	srv_cleanup(s);
 	s->setup_status = st;
 	xp_call_soon_threadsafe(m->run.loop, worker_exited, m);
@@ -306,25 +306,25 @@ static void *worker_main(void *arg)
 
 static int w_stop(void *arg)
 {
-	xp_run_stop(arg);
+	cli_run_stop(arg);
 	return 0;
 }
 
 static int w_usr1(void *arg)
 {
-	xp_run_usr1(arg);
+	cli_run_usr1(arg);
 	return 0;
 }
 
 static int w_abort(void *arg)
 {
-	struct xp_run *r = arg;
+	struct cli_run *r = arg;
 
-	xp_run_abort(r, r->status);
+	cli_run_abort(r, r->status);
 	return 0;
 }
 
-static void main_on_stop(struct xp_run *r)
+static void main_on_stop(struct cli_run *r)
 {
 	struct srv_main *m = XP_CONTAINER_OF(r, struct srv_main, run);
 
@@ -332,7 +332,7 @@ static void main_on_stop(struct xp_run *r)
 		xp_call_soon_threadsafe(m->w[i].run.loop, w_stop, &m->w[i].run);
 }
 
-static void main_on_usr1(struct xp_run *r)
+static void main_on_usr1(struct cli_run *r)
 {
 	struct srv_main *m = XP_CONTAINER_OF(r, struct srv_main, run);
 
@@ -340,7 +340,7 @@ static void main_on_usr1(struct xp_run *r)
 		xp_call_soon_threadsafe(m->w[i].run.loop, w_usr1, &m->w[i].run);
 }
 
-static void main_on_abort(struct xp_run *r, int status)
+static void main_on_abort(struct cli_run *r, int status)
 {
 	struct srv_main *m = XP_CONTAINER_OF(r, struct srv_main, run);
 
@@ -357,8 +357,8 @@ static int start_worker(struct srv_main *m, unsigned int i)
 	int st;
 
 	if (pthread_create(&s->th, NULL, worker_main, s) != 0) {
-		xp_err("cannot start a worker thread: %s", strerror(errno));
-		return XP_EXIT_FAIL;
+		cli_err("cannot start a worker thread: %s", strerror(errno));
+		return CLI_EXIT_FAIL;
 	}
 	pthread_mutex_lock(&m->mu);
 	while (m->setup_done <= (int)i)
@@ -377,17 +377,17 @@ static int run_workers(struct srv *proto, unsigned int n)
 	memset(&m, 0, sizeof(m));
 	pthread_mutex_init(&m.mu, NULL);
 	pthread_cond_init(&m.cv, NULL);
-	if ((st = xp_run_init(&m.run, proto->cli)) != 0)
+	if ((st = cli_run_init(&m.run, proto->cli)) != 0)
 		return st;
 	m.w = calloc(n, sizeof(*m.w));
 	if (!m.w)
-		return XP_EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	m.n = 0;
 	m.run.on_stop = main_on_stop;
 	m.run.on_usr1 = main_on_usr1;
 	m.run.on_abort = main_on_abort;
 	/* Handlers first: the workers inherit a mask with them blocked. */
-	if ((st = xp_run_signals(&m.run)) != 0)
+	if ((st = cli_run_signals(&m.run)) != 0)
 		return st;
 	for (i = 0; i < n; i++) {
 		struct srv *s = &m.w[i];
@@ -406,14 +406,14 @@ static int run_workers(struct srv *proto, unsigned int n)
 			break;
 	}
 	if (!st)
-		st = xp_cli_ready(proto->cli, m.w[0].addrs, m.w[0].naddrs);
+		st = cli_ready(proto->cli, m.w[0].addrs, m.w[0].naddrs);
 	if (st) {
 		/* Take down the workers already running. */
 		m.run.stopping = 1;
 		main_on_abort(&m.run, st);
 	}
 	m.run.no_more = 1;
-	xp_run_loop(&m.run);
+	cli_run_loop(&m.run);
 	for (i = 0; i < started; i++)
 		pthread_join(m.w[i].th, NULL);
 	if (!st)
@@ -421,27 +421,27 @@ static int run_workers(struct srv *proto, unsigned int n)
 	return st;
 }
 
-int xp_cmd_tcp_server(const struct xp_cli *cli)
+int cli_cmd_tcp_server(const struct cli_config *cli)
 {
 	static struct srv s;
 	int st = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.cli = cli;
-	s.keep_open = xp_cli_keep_open(cli);
-	xp_log_init(cli);
+	s.keep_open = cli_keep_open(cli);
+	cli_log_init(cli);
 	if (cli->tls) {
-		s.tls = xp_cli_tls_ctx(cli, 1, &st);
+		s.tls = cli_tls_ctx(cli, 1, &st);
 		if (!s.tls)
 			return st;
 	}
 	if (cli->workers > 1 && s.keep_open) {
 		st = run_workers(&s, cli->workers);
 	} else {
-		if ((st = xp_run_init(&s.run, cli)) != 0)
+		if ((st = cli_run_init(&s.run, cli)) != 0)
 			return st;
 		st = run_single(&s);
 	}
-	xp_run_finish(&s.run);
+	cli_run_finish(&s.run);
 	return st;
 }

@@ -32,9 +32,9 @@ struct peer {
 };
 
 struct udp {
-	struct xp_run run;
+	struct cli_run run;
 	xp_protocol proto;
-	const struct xp_cli *cli;
+	const struct cli_config *cli;
 	xp_transport *t;
 	struct peer *peers;
 	unsigned int npeers;
@@ -170,7 +170,7 @@ static struct peer *peer_find(struct udp *u, const struct sockaddr *sa, socklen_
 		return NULL;
 	p->addr.len = len;
 	memcpy(&p->addr.u.ss, sa, len);
-	xp_cli_sockaddr_str(sa, len, p->st.peer, sizeof(p->st.peer));
+	cli_sockaddr_str(sa, len, p->st.peer, sizeof(p->st.peer));
 	p->st.started = xp_loop_time(u->run.loop);
 	p->st.end = "open";
 	p->next = u->peers;
@@ -182,7 +182,7 @@ static struct peer *peer_find(struct udp *u, const struct sockaddr *sa, socklen_
 static void udp_made(xp_protocol *pr, xp_transport *t)
 {
 	struct udp *u = XP_CONTAINER_OF(pr, struct udp, proto);
-	const struct xp_cli *c = u->cli;
+	const struct cli_config *c = u->cli;
 
 	const xp_sockaddr *self = xp_transport_get_extra_info(t, "sockname", NULL);
 
@@ -204,22 +204,22 @@ static int udp_datagram(xp_protocol *pr, const void *data, size_t len, const str
 	char name[160];
 	int isnew;
 
-	xp_cli_sockaddr_str(sa, alen, name, sizeof(name));
+	cli_sockaddr_str(sa, alen, name, sizeof(name));
 	if (sa && (why = refusal(u, sa, alen)) != NULL) {
 		u->refused++;
-		xp_log(1, "dropped %zu bytes from %s: %s", len, name, why);
+		cli_log(1, "dropped %zu bytes from %s: %s", len, name, why);
 		return 0;
 	}
-	if (!xp_cli_peer_allowed(u->cli, sa, alen)) {
-		xp_log(2, "dropped %zu bytes from %s: --allow/--deny", len, name);
+	if (!cli_peer_allowed(u->cli, sa, alen)) {
+		cli_log(2, "dropped %zu bytes from %s: --allow/--deny", len, name);
 		return 0;
 	}
 	p = peer_find(u, sa, alen, &isnew);
 	if (isnew)
-		xp_log(1, "new peer %s (%zu bytes)", name, len);
-	xp_log(2, "datagram from %s: %zu bytes", name, len);
+		cli_log(1, "new peer %s (%zu bytes)", name, len);
+	cli_log(2, "datagram from %s: %zu bytes", name, len);
 	if (u->cli->hexdump)
-		xp_cli_hexdump('<', data, len);
+		cli_hexdump('<', data, len);
 	if (p)
 		p->st.received += len;
 	if (u->paused) {
@@ -230,8 +230,8 @@ static int udp_datagram(xp_protocol *pr, const void *data, size_t len, const str
 	if (xp_transport_sendto(u->t, data, len, sa, alen) < 0)
 		return 0;
 	if (u->cli->hexdump)
-		xp_cli_hexdump('>', data, len);
-	xp_progress_add(len, len);
+		cli_hexdump('>', data, len);
+	cli_progress_add(len, len);
 	if (p)
 		p->st.sent += len;
 	return 0;
@@ -240,7 +240,7 @@ static int udp_datagram(xp_protocol *pr, const void *data, size_t len, const str
 static void udp_error(xp_protocol *pr, int err)
 {
 	/* A peer went away (ICMP unreachable): keep serving the others. */
-	xp_log(2, "ignored: %s", xp_cli_strerror(err));
+	cli_log(2, "ignored: %s", cli_strerror(err));
 }
 
 static void udp_pause(xp_protocol *pr)
@@ -259,8 +259,8 @@ static void udp_lost(xp_protocol *pr, int err)
 
 	u->t = NULL;
 	if (err && !u->run.stopping) {
-		xp_err("udp socket: %s", xp_cli_strerror(err));
-		xp_run_fail(&u->run, XP_EXIT_FAIL);
+		cli_err("udp socket: %s", cli_strerror(err));
+		cli_run_fail(&u->run, CLI_EXIT_FAIL);
 	}
 	u->run.no_more = 1;
 	xp_loop_stop(u->run.loop);
@@ -280,18 +280,18 @@ static xp_protocol *udp_factory(void *arg)
 	return &((struct udp *)arg)->proto;
 }
 
-static void udp_usr1(struct xp_run *r)
+static void udp_usr1(struct cli_run *r)
 {
 	struct udp *u = XP_CONTAINER_OF(r, struct udp, run);
-	struct xp_cli c2 = *u->cli;
+	struct cli_config c2 = *u->cli;
 
-	if (c2.stats == XP_STATS_OFF)
-		c2.stats = XP_STATS_TEXT;
+	if (c2.stats == CLI_STATS_OFF)
+		c2.stats = CLI_STATS_TEXT;
 	for (struct peer *p = u->peers; p; p = p->next)
-		xp_cli_stats_line(&c2, &p->st, "open", xp_loop_time(r->loop) - p->st.started);
+		cli_stats_line(&c2, &p->st, "open", xp_loop_time(r->loop) - p->st.started);
 }
 
-static void udp_stop(struct xp_run *r)
+static void udp_stop(struct cli_run *r)
 {
 	struct udp *u = XP_CONTAINER_OF(r, struct udp, run);
 
@@ -303,7 +303,7 @@ static void udp_stop(struct xp_run *r)
 
 static int udp_open(struct udp *u)
 {
-	const struct xp_cli *c = u->cli;
+	const struct cli_config *c = u->cli;
 	xp_datagram_opts o;
 	xp_future *f;
 	char name[300];
@@ -317,7 +317,7 @@ static int udp_open(struct udp *u)
 		o.local_port = c->addr.port;
 	} else {
 		o.family = 0; /* use_sock takes no address options */
-		err = xp_cli_udp_any_socket(c->addr.port, c->family, c->reuse_port, &fd);
+		err = cli_udp_any_socket(c->addr.port, c->family, c->reuse_port, &fd);
 		if (err == 0) {
 			o.use_sock = 1;
 			o.sock = fd;
@@ -334,14 +334,14 @@ static int udp_open(struct udp *u)
 			xp_future_release(f);
 	}
 	if (err < 0) {
-		xp_cli_addr_str(&c->addr, 1, name, sizeof(name));
-		xp_err("listen %s (udp): %s", name, xp_cli_strerror(err));
-		return xp_cli_listen_status(err);
+		cli_addr_str(&c->addr, 1, name, sizeof(name));
+		cli_err("listen %s (udp): %s", name, cli_strerror(err));
+		return cli_listen_status(err);
 	}
 	return 0;
 }
 
-int xp_cmd_udp_echo(const struct xp_cli *cli)
+int cli_cmd_udp_echo(const struct cli_config *cli)
 {
 	static struct udp u;
 	const xp_sockaddr *sa;
@@ -350,30 +350,30 @@ int xp_cmd_udp_echo(const struct xp_cli *cli)
 	memset(&u, 0, sizeof(u));
 	u.cli = cli;
 	u.proto.ops = &udp_ops;
-	if ((st = xp_run_init(&u.run, cli)) != 0)
+	if ((st = cli_run_init(&u.run, cli)) != 0)
 		return st;
 	u.run.on_usr1 = udp_usr1;
 	u.run.on_stop = udp_stop;
-	if ((st = xp_run_signals(&u.run)) != 0)
+	if ((st = cli_run_signals(&u.run)) != 0)
 		return st;
 	if ((st = udp_open(&u)) != 0)
 		return st;
 	sa = xp_transport_get_extra_info(u.t, "sockname", NULL);
-	if (sa && (st = xp_cli_ready(cli, sa, 1)) != 0)
+	if (sa && (st = cli_ready(cli, sa, 1)) != 0)
 		return st;
-	st = xp_run_loop(&u.run);
+	st = cli_run_loop(&u.run);
 	if (u.refused)
-		xp_log(1, "dropped %lu datagrams from sources never answered", u.refused);
+		cli_log(1, "dropped %lu datagrams from sources never answered", u.refused);
 	if (cli->stats)
 		for (struct peer *p = u.peers; p; p = p->next)
-			xp_cli_stats_line(cli, &p->st, "closed",
-					  xp_loop_time(u.run.loop) - p->st.started);
+			cli_stats_line(cli, &p->st, "closed",
+				       xp_loop_time(u.run.loop) - p->st.started);
 	while (u.peers) {
 		struct peer *p = u.peers;
 
 		u.peers = p->next;
 		free(p);
 	}
-	xp_run_finish(&u.run);
+	cli_run_finish(&u.run);
 	return st;
 }

@@ -31,22 +31,22 @@
 
 #include "run.h"
 
-struct xp_dgsender {
-	struct xp_dgsender *next;
-	struct xp_dgl *l;
-	struct xp_dgpeer *u;
+struct cli_dgsender {
+	struct cli_dgsender *next;
+	struct cli_dgl *l;
+	struct cli_dgpeer *u;
 	xp_sockaddr addr; /* len 0: an unnamed Unix socket */
 	char name[160];
 };
 
-struct xp_dgl {
+struct cli_dgl {
 	xp_protocol proto;
-	struct xp_dgl_cfg cfg;
-	const struct xp_cli *cli;
+	struct cli_dgl_cfg cfg;
+	const struct cli_config *cli;
 	xp_transport *t;
-	struct xp_dgsender *senders;
-	struct xp_dgsender *sending; /* in xp_cli_dgl_sendto() */
-	struct xp_dgsender *owner;   /* its datagrams fill the send queue */
+	struct cli_dgsender *senders;
+	struct cli_dgsender *sending; /* in cli_dgl_sendto() */
+	struct cli_dgsender *owner;   /* its datagrams fill the send queue */
 	unsigned int nsenders;
 	int holds; /* reasons not to read the socket */
 	int used;  /* single: the one sender came */
@@ -57,10 +57,10 @@ struct xp_dgl {
 	ino_t ino;
 };
 
-int xp_cli_unix_sockaddr(const struct xp_cli_addr *a, xp_sockaddr *out)
+int cli_unix_sockaddr(const struct cli_addr *a, xp_sockaddr *out)
 {
 	struct sockaddr_un *un = (struct sockaddr_un *)&out->u.ss;
-	int abstract = a->kind == XP_ADDR_UNIX_ABSTRACT;
+	int abstract = a->kind == CLI_ADDR_UNIX_ABSTRACT;
 	size_t n = strlen(a->path);
 
 	memset(out, 0, sizeof(*out));
@@ -93,17 +93,17 @@ static int same_addr(const xp_sockaddr *a, const struct sockaddr *sa, socklen_t 
 	return !len || !memcmp(&a->u.ss, sa, len);
 }
 
-static struct xp_dgsender *sender_find(struct xp_dgl *l, const struct sockaddr *sa, socklen_t len)
+static struct cli_dgsender *sender_find(struct cli_dgl *l, const struct sockaddr *sa, socklen_t len)
 {
-	for (struct xp_dgsender *s = l->senders; s; s = s->next)
+	for (struct cli_dgsender *s = l->senders; s; s = s->next)
 		if (same_addr(&s->addr, sa, len))
 			return s;
 	return NULL;
 }
 
 /* "udp:1.2.3.4:5", "unixgram:/path", "unixgram:@name", "unixgram:unnamed" */
-static void sender_name(const struct xp_dgl *l, const struct sockaddr *sa, socklen_t len, char *buf,
-			size_t size)
+static void sender_name(const struct cli_dgl *l, const struct sockaddr *sa, socklen_t len,
+			char *buf, size_t size)
 {
 	char a[140];
 
@@ -111,11 +111,11 @@ static void sender_name(const struct xp_dgl *l, const struct sockaddr *sa, sockl
 		snprintf(buf, size, "%s:unnamed", l->kind);
 		return;
 	}
-	xp_cli_sockaddr_str(sa, len, a, sizeof(a));
+	cli_sockaddr_str(sa, len, a, sizeof(a));
 	snprintf(buf, size, "%s:%s", l->kind, strncmp(a, "unix:", 5) ? a : a + 5);
 }
 
-static void set_reading(struct xp_dgl *l)
+static void set_reading(struct cli_dgl *l)
 {
 	if (!l->t)
 		return;
@@ -125,19 +125,19 @@ static void set_reading(struct xp_dgl *l)
 		xp_transport_resume_reading(l->t);
 }
 
-void xp_cli_dgl_hold(struct xp_dgsender *s, int delta)
+void cli_dgl_hold(struct cli_dgsender *s, int delta)
 {
 	s->l->holds += delta;
 	set_reading(s->l);
 }
 
-void xp_cli_dgl_congested(struct xp_dgsender *s, int on)
+void cli_dgl_congested(struct cli_dgsender *s, int on)
 {
 	if (s->l->cfg.single)
-		xp_cli_dgl_hold(s, on ? 1 : -1);
+		cli_dgl_hold(s, on ? 1 : -1);
 }
 
-static void dgl_close(struct xp_dgl *l)
+static void dgl_close(struct cli_dgl *l)
 {
 	struct stat st;
 
@@ -150,10 +150,10 @@ static void dgl_close(struct xp_dgl *l)
 	l->path[0] = '\0';
 }
 
-void xp_cli_dgl_gone(struct xp_dgsender *s)
+void cli_dgl_gone(struct cli_dgsender *s)
 {
-	struct xp_dgl *l = s->l;
-	struct xp_dgsender **ps;
+	struct cli_dgl *l = s->l;
+	struct cli_dgsender **ps;
 
 	for (ps = &l->senders; *ps; ps = &(*ps)->next)
 		if (*ps == s) {
@@ -165,15 +165,15 @@ void xp_cli_dgl_gone(struct xp_dgsender *s)
 		l->owner = NULL;
 	if (l->sending == s)
 		l->sending = NULL;
-	xp_log(1, "%s: relay ended", s->name);
+	cli_log(1, "%s: relay ended", s->name);
 	free(s);
 	if (!l->nsenders && (l->stopped || l->cfg.single))
 		dgl_close(l);
 }
 
-int xp_cli_dgl_sendto(struct xp_dgsender *s, const void *data, size_t len)
+int cli_dgl_sendto(struct cli_dgsender *s, const void *data, size_t len)
 {
-	struct xp_dgl *l = s->l;
+	struct cli_dgl *l = s->l;
 	int err;
 
 	if (!l->t)
@@ -186,15 +186,15 @@ int xp_cli_dgl_sendto(struct xp_dgsender *s, const void *data, size_t len)
 	return err;
 }
 
-static void sender_start(struct xp_dgl *l, const struct sockaddr *sa, socklen_t len,
+static void sender_start(struct cli_dgl *l, const struct sockaddr *sa, socklen_t len,
 			 const char *name, const void *data, size_t dlen)
 {
-	struct xp_dgsender *s = calloc(1, sizeof(*s));
-	struct xp_conn *c;
+	struct cli_dgsender *s = calloc(1, sizeof(*s));
+	struct cli_conn *c;
 	xp_relay *r;
 
 	if (!s || !(r = l->cfg.start(l->cfg.arg))) {
-		xp_err("%s: %s", name, xp_cli_strerror(-ENOMEM));
+		cli_err("%s: %s", name, cli_strerror(-ENOMEM));
 		free(s);
 		return;
 	}
@@ -205,9 +205,9 @@ static void sender_start(struct xp_dgl *l, const struct sockaddr *sa, socklen_t 
 		memcpy(&s->addr.u.ss, sa, len);
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	/* The relay's stats and log lines name the sender. */
-	if ((c = xp_run_conn_of_relay(l->cfg.run, r)) != NULL)
+	if ((c = cli_run_conn_of_relay(l->cfg.run, r)) != NULL)
 		snprintf(c->label, sizeof(c->label), "%.120s", name);
-	s->u = xp_cli_dgpeer_session(l->cfg.run, r, l->cfg.end, s, name, l->cfg.linger);
+	s->u = cli_dgpeer_session(l->cfg.run, r, l->cfg.end, s, name, l->cfg.linger);
 	if (!s->u) {
 		free(s);
 		return;
@@ -215,12 +215,12 @@ static void sender_start(struct xp_dgl *l, const struct sockaddr *sa, socklen_t 
 	s->next = l->senders;
 	l->senders = s;
 	l->nsenders++;
-	xp_log(1, "new peer %s (%zu bytes)", name, dlen);
+	cli_log(1, "new peer %s (%zu bytes)", name, dlen);
 	/* Released when its pair side is made (udpadapt.c). */
-	xp_cli_dgl_hold(s, 1);
+	cli_dgl_hold(s, 1);
 	if (l->owner)
-		xp_cli_dgpeer_hold_replies(s->u, 1);
-	xp_cli_dgpeer_input(s->u, data, dlen);
+		cli_dgpeer_hold_replies(s->u, 1);
+	cli_dgpeer_input(s->u, data, dlen);
 }
 
 /* ---- the socket's protocol ---- */
@@ -228,28 +228,28 @@ static void sender_start(struct xp_dgl *l, const struct sockaddr *sa, socklen_t 
 static int dgl_datagram(xp_protocol *p, const void *data, size_t len, const struct sockaddr *sa,
 			socklen_t alen)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
-	struct xp_dgsender *s;
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
+	struct cli_dgsender *s;
 	char name[160];
 
 	if (!sa)
 		alen = 0;
 	s = sender_find(l, sa, alen);
 	if (s) {
-		if (xp_cli_dgpeer_input(s->u, data, len) < 0)
-			xp_log(1, "dropped %zu bytes from %s: its relay is behind", len, s->name);
+		if (cli_dgpeer_input(s->u, data, len) < 0)
+			cli_log(1, "dropped %zu bytes from %s: its relay is behind", len, s->name);
 		return 0;
 	}
 	sender_name(l, sa, alen, name, sizeof(name));
-	if (alen && !xp_cli_peer_allowed(l->cli, sa, alen))
-		xp_log(1, "dropped %zu bytes from %s: --allow/--deny", len, name);
+	if (alen && !cli_peer_allowed(l->cli, sa, alen))
+		cli_log(1, "dropped %zu bytes from %s: --allow/--deny", len, name);
 	else if (l->stopped)
-		xp_log(1, "dropped %zu bytes from %s: not accepting any more", len, name);
+		cli_log(1, "dropped %zu bytes from %s: not accepting any more", len, name);
 	else if (l->cfg.single && l->used)
-		xp_log(1, "dropped %zu bytes from %s: not the peer", len, name);
+		cli_log(1, "dropped %zu bytes from %s: not the peer", len, name);
 	else if (l->cli->max_conns && l->nsenders >= l->cli->max_conns)
-		xp_log(1, "dropped %zu bytes from %s: over --max-conns %u", len, name,
-		       l->cli->max_conns);
+		cli_log(1, "dropped %zu bytes from %s: over --max-conns %u", len, name,
+			l->cli->max_conns);
 	else
 		sender_start(l, sa, alen, name, data, len);
 	return 0;
@@ -258,36 +258,36 @@ static int dgl_datagram(xp_protocol *p, const void *data, size_t len, const stru
 /* Synchronous from a send, else for the datagrams waiting in the queue. */
 static void dgl_error(xp_protocol *p, int err)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
-	struct xp_dgsender *s = l->sending ? l->sending : l->owner;
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
+	struct cli_dgsender *s = l->sending ? l->sending : l->owner;
 
 	if (s)
-		xp_cli_dgpeer_failed(s->u, err);
+		cli_dgpeer_failed(s->u, err);
 	else
-		xp_log(2, "%s socket: ignored: %s", l->kind, xp_cli_strerror(err));
+		cli_log(2, "%s socket: ignored: %s", l->kind, cli_strerror(err));
 }
 
 static void dgl_pause_writing(xp_protocol *p)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
 
 	l->owner = l->sending;
-	for (struct xp_dgsender *s = l->senders; s; s = s->next)
-		xp_cli_dgpeer_hold_replies(s->u, 1);
+	for (struct cli_dgsender *s = l->senders; s; s = s->next)
+		cli_dgpeer_hold_replies(s->u, 1);
 }
 
 static void dgl_resume_writing(xp_protocol *p)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
 
 	l->owner = NULL;
-	for (struct xp_dgsender *s = l->senders; s; s = s->next)
-		xp_cli_dgpeer_hold_replies(s->u, 0);
+	for (struct cli_dgsender *s = l->senders; s; s = s->next)
+		cli_dgpeer_hold_replies(s->u, 0);
 }
 
 static void dgl_made(xp_protocol *p, xp_transport *t)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
 
 	l->t = t;
 	/* Paused as soon as a datagram has to wait: see dgl_pause_writing. */
@@ -296,15 +296,15 @@ static void dgl_made(xp_protocol *p, xp_transport *t)
 
 static void dgl_lost(xp_protocol *p, int err)
 {
-	struct xp_dgl *l = XP_CONTAINER_OF(p, struct xp_dgl, proto);
+	struct cli_dgl *l = XP_CONTAINER_OF(p, struct cli_dgl, proto);
 
 	l->t = NULL;
 	if (err && !l->cfg.run->stopping) {
-		xp_err("%s socket: %s", l->kind, xp_cli_strerror(err));
-		xp_run_fail(l->cfg.run, XP_EXIT_FAIL);
+		cli_err("%s socket: %s", l->kind, cli_strerror(err));
+		cli_run_fail(l->cfg.run, CLI_EXIT_FAIL);
 	}
-	for (struct xp_dgsender *s = l->senders; s; s = s->next)
-		xp_cli_dgpeer_failed(s->u, err ? err : -EPIPE);
+	for (struct cli_dgsender *s = l->senders; s; s = s->next)
+		cli_dgpeer_failed(s->u, err ? err : -EPIPE);
 }
 
 static const xp_protocol_ops dgl_ops = {
@@ -318,7 +318,7 @@ static const xp_protocol_ops dgl_ops = {
 
 static xp_protocol *dgl_factory(void *arg)
 {
-	return &((struct xp_dgl *)arg)->proto;
+	return &((struct cli_dgl *)arg)->proto;
 }
 
 /* ---- binding ---- */
@@ -326,7 +326,7 @@ static xp_protocol *dgl_factory(void *arg)
 /* All interfaces: one dual-stack IPv6 socket (IPv4 peers arrive
  * v4-mapped); 1 where IPv6 is missing, to bind IPv4 alone.  AF_INET6
  * (-6): IPv6 alone, and no IPv4 fallback. */
-int xp_cli_udp_any_socket(const char *port, int family, int reuse_port, int *fdp)
+int cli_udp_any_socket(const char *port, int family, int reuse_port, int *fdp)
 {
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
 	int fd, v6only = family == AF_INET6, on = 1;
@@ -371,15 +371,15 @@ static int remove_stale(const xp_sockaddr *sa, const char *path)
 	return r;
 }
 
-static int unixgram_bind(struct xp_dgl *l, const struct xp_cli_addr *a, int *fdp)
+static int unixgram_bind(struct cli_dgl *l, const struct cli_addr *a, int *fdp)
 {
 	xp_sockaddr sa;
 	struct stat st;
 	int fd, err;
 
-	if (xp_cli_unix_sockaddr(a, &sa) < 0)
+	if (cli_unix_sockaddr(a, &sa) < 0)
 		return -ENAMETOOLONG;
-	if (a->kind == XP_ADDR_UNIX && (err = remove_stale(&sa, a->path)) < 0)
+	if (a->kind == CLI_ADDR_UNIX && (err = remove_stale(&sa, a->path)) < 0)
 		return err;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -389,7 +389,7 @@ static int unixgram_bind(struct xp_dgl *l, const struct xp_cli_addr *a, int *fdp
 		close(fd);
 		return err;
 	}
-	if (a->kind == XP_ADDR_UNIX && stat(a->path, &st) == 0) {
+	if (a->kind == CLI_ADDR_UNIX && stat(a->path, &st) == 0) {
 		snprintf(l->path, sizeof(l->path), "%s", a->path);
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
@@ -398,12 +398,12 @@ static int unixgram_bind(struct xp_dgl *l, const struct xp_cli_addr *a, int *fdp
 	return 0;
 }
 
-static int dgl_bind(struct xp_dgl *l, const struct xp_cli_addr *a, xp_datagram_opts *o)
+static int dgl_bind(struct cli_dgl *l, const struct cli_addr *a, xp_datagram_opts *o)
 {
 	int fd = -1, err;
 
 	memset(o, 0, sizeof(*o));
-	if (a->kind != XP_ADDR_HOSTPORT) {
+	if (a->kind != CLI_ADDR_HOSTPORT) {
 		err = unixgram_bind(l, a, &fd);
 	} else if (a->host[0] || l->cli->family == AF_INET) {
 		o->local_host = a->host[0] ? a->host : "0.0.0.0";
@@ -411,7 +411,7 @@ static int dgl_bind(struct xp_dgl *l, const struct xp_cli_addr *a, xp_datagram_o
 		o->reuse_port = l->cli->reuse_port;
 		o->family = l->cli->family;
 		return 0;
-	} else if ((err = xp_cli_udp_any_socket(a->port, l->cli->family, l->cli->reuse_port, &fd)) >
+	} else if ((err = cli_udp_any_socket(a->port, l->cli->family, l->cli->reuse_port, &fd)) >
 		   0) {
 		o->local_host = "0.0.0.0";
 		o->local_port = a->port;
@@ -425,9 +425,9 @@ static int dgl_bind(struct xp_dgl *l, const struct xp_cli_addr *a, xp_datagram_o
 	return 0;
 }
 
-int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockaddr *addr)
+int cli_dgl_open(const struct cli_dgl_cfg *cfg, struct cli_dgl **out, xp_sockaddr *addr)
 {
-	struct xp_dgl *l = calloc(1, sizeof(*l));
+	struct cli_dgl *l = calloc(1, sizeof(*l));
 	const xp_sockaddr *sa;
 	xp_datagram_opts o;
 	xp_future *f = NULL;
@@ -435,13 +435,13 @@ int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockad
 	int err;
 
 	if (!l) {
-		xp_err("%s", xp_cli_strerror(-ENOMEM));
-		return XP_EXIT_FAIL;
+		cli_err("%s", cli_strerror(-ENOMEM));
+		return CLI_EXIT_FAIL;
 	}
 	l->cfg = *cfg;
 	l->cli = cfg->run->cli;
 	l->proto.ops = &dgl_ops;
-	l->kind = cfg->ep->addr.kind == XP_ADDR_HOSTPORT ? "udp" : "unixgram";
+	l->kind = cfg->ep->addr.kind == CLI_ADDR_HOSTPORT ? "udp" : "unixgram";
 	err = dgl_bind(l, &cfg->ep->addr, &o);
 	if (!err) {
 		f = xp_create_datagram_endpoint(cfg->run->loop, dgl_factory, l, &o);
@@ -450,11 +450,11 @@ int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockad
 			xp_future_release(f);
 	}
 	if (err < 0) {
-		xp_cli_addr_str(&cfg->ep->addr, 1, name, sizeof(name));
-		xp_err("listen %s (%s): %s", name, l->kind, xp_cli_strerror(err));
+		cli_addr_str(&cfg->ep->addr, 1, name, sizeof(name));
+		cli_err("listen %s (%s): %s", name, l->kind, cli_strerror(err));
 		dgl_close(l);
 		free(l);
-		return xp_cli_listen_status(err);
+		return cli_listen_status(err);
 	}
 	sa = xp_transport_get_extra_info(l->t, "sockname", NULL);
 	if (sa)
@@ -465,14 +465,14 @@ int xp_cli_dgl_open(const struct xp_dgl_cfg *cfg, struct xp_dgl **out, xp_sockad
 	return 0;
 }
 
-void xp_cli_dgl_stop(struct xp_dgl *l)
+void cli_dgl_stop(struct cli_dgl *l)
 {
 	l->stopped = 1;
 	if (!l->nsenders)
 		dgl_close(l);
 }
 
-void xp_cli_dgl_free(struct xp_dgl *l)
+void cli_dgl_free(struct cli_dgl *l)
 {
 	if (!l)
 		return;

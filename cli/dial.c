@@ -16,33 +16,33 @@
 #define RETRY_DELAY 0.2
 #define MIN_ATTEMPT 0.05
 
-static void dial_attempt(struct xp_dial *d);
+static void dial_attempt(struct cli_dial *d);
 
 static xp_protocol *dial_factory(void *arg)
 {
-	struct xp_dial *d = arg;
+	struct cli_dial *d = arg;
 
 	d->made = 1;
 	return d->factory(d->arg);
 }
 
-static const char *what(const struct xp_dial *d, int err)
+static const char *what(const struct cli_dial *d, int err)
 {
 	static char buf[700];
 
-	return xp_cli_connect_what(d->run->cli, d->name, err, buf, sizeof(buf));
+	return cli_connect_what(d->run->cli, d->name, err, buf, sizeof(buf));
 }
 
 static int retry_cb(void *arg)
 {
-	struct xp_dial *d = arg;
+	struct cli_dial *d = arg;
 
 	d->retry = NULL;
 	dial_attempt(d);
 	return 0;
 }
 
-static int may_retry(const struct xp_dial *d, int err)
+static int may_retry(const struct cli_dial *d, int err)
 {
 	double now = xp_loop_time(d->run->loop);
 
@@ -55,12 +55,12 @@ static int may_retry(const struct xp_dial *d, int err)
 
 static void dial_done(xp_future *f, void *arg)
 {
-	struct xp_dial *d = arg;
+	struct cli_dial *d = arg;
 	int err = xp_future_error(f);
 
 	if (err && may_retry(d, err)) {
 		xp_future_release(f);
-		xp_log(1, "%s: %s (retrying)", what(d, err), xp_cli_strerror(err));
+		cli_log(1, "%s: %s (retrying)", what(d, err), cli_strerror(err));
 		d->retry = xp_call_later(d->run->loop, RETRY_DELAY, retry_cb, d);
 		if (d->retry)
 			return;
@@ -73,7 +73,7 @@ static void dial_done(xp_future *f, void *arg)
 		xp_future_release(f);
 }
 
-static void dial_attempt(struct xp_dial *d)
+static void dial_attempt(struct cli_dial *d)
 {
 	double t = d->timeout;
 	xp_future *f;
@@ -91,7 +91,7 @@ static void dial_attempt(struct xp_dial *d)
 			t = left;
 	}
 	d->opts.timeout = t;
-	f = xp_cli_connect(d->run->loop, dial_factory, d, d->addr, &d->opts);
+	f = cli_connect(d->run->loop, dial_factory, d, d->addr, &d->opts);
 	if (!f) {
 		d->done(d, NULL, errno ? -errno : -ENOMEM);
 		return;
@@ -99,13 +99,13 @@ static void dial_attempt(struct xp_dial *d)
 	xp_future_add_done_callback(f, dial_done, d);
 }
 
-void xp_dial_start(struct xp_dial *d)
+void cli_dial_start(struct cli_dial *d)
 {
-	const struct xp_cli *c = d->run->cli;
+	const struct cli_config *c = d->run->cli;
 	xp_tls_ctx *tls = d->opts.tls;
 	const char *sn = d->opts.server_hostname;
 
-	xp_cli_connect_opts(c, d->addr, &d->opts, &d->proxy);
+	cli_connect_opts(c, d->addr, &d->opts, &d->proxy);
 	d->opts.tls = tls;
 	d->opts.server_hostname = sn;
 	d->timeout = d->opts.timeout;
@@ -115,15 +115,15 @@ void xp_dial_start(struct xp_dial *d)
 	dial_attempt(d);
 }
 
-int xp_dial_fail(const struct xp_dial *d, int err, int print)
+int cli_dial_fail(const struct cli_dial *d, int err, int print)
 {
 	if (d->expired) {
 		if (print)
-			xp_err("%s: not reachable within %g s: %s", what(d, err),
-			       d->run->cli->wait_for, xp_cli_strerror(err));
-		return XP_EXIT_TEMPFAIL;
+			cli_err("%s: not reachable within %g s: %s", what(d, err),
+				d->run->cli->wait_for, cli_strerror(err));
+		return CLI_EXIT_TEMPFAIL;
 	}
 	if (print)
-		xp_err("%s: %s", what(d, err), xp_cli_strerror(err));
-	return xp_cli_connect_status(err);
+		cli_err("%s: %s", what(d, err), cli_strerror(err));
+	return cli_connect_status(err);
 }

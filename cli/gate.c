@@ -14,27 +14,27 @@
 
 struct gate {
 	xp_protocol base;
-	struct xp_gate_cfg *cfg;
+	struct cli_gate_cfg *cfg;
 };
 
 static void gate_made(xp_protocol *p, xp_transport *t)
 {
 	struct gate *g = XP_CONTAINER_OF(p, struct gate, base);
-	struct xp_gate_cfg *cfg = g->cfg;
-	struct xp_run *r = cfg->run;
+	struct cli_gate_cfg *cfg = g->cfg;
+	struct cli_run *r = cfg->run;
 	const xp_sockaddr *peer = xp_transport_get_extra_info(t, "peername", NULL);
 	char name[160];
 	xp_protocol *inner;
 
-	xp_cli_sockaddr_str(peer ? &peer->u.sa : NULL, peer ? peer->len : 0, name, sizeof(name));
+	cli_sockaddr_str(peer ? &peer->u.sa : NULL, peer ? peer->len : 0, name, sizeof(name));
 	/* Accepted, then the command stopped taking more during the TLS
 	 * handshake (a one-connection server got its connection). */
 	if (r->no_more) {
-		xp_log(1, "refused %s: not accepting any more", name);
+		cli_log(1, "refused %s: not accepting any more", name);
 		xp_transport_close(t);
 		return;
 	}
-	xp_log(2, "accepted %s", name);
+	cli_log(2, "accepted %s", name);
 	inner = cfg->start(r, t, cfg->arg);
 	if (!inner) {
 		xp_transport_abort(t);
@@ -59,7 +59,7 @@ static const xp_protocol_ops gate_ops = {
 
 /* Connections from accept on: the command's own, plus those accepted
  * but not started yet (TLS handshakes in progress) on every listener. */
-static size_t conns_from_accept(struct xp_run *r, xp_server *s)
+static size_t conns_from_accept(struct cli_run *r, xp_server *s)
 {
 	size_t n = r->nconns;
 	int listed = 0;
@@ -75,26 +75,27 @@ static size_t conns_from_accept(struct xp_run *r, xp_server *s)
 
 static int gate_accept(void *arg, xp_server *s, int fd, const xp_sockaddr *peer)
 {
-	struct xp_gate_cfg *cfg = arg;
-	struct xp_run *r = cfg->run;
+	struct cli_gate_cfg *cfg = arg;
+	struct cli_run *r = cfg->run;
 	struct linger rst = {.l_onoff = 1, .l_linger = 0};
 	char name[160];
 
-	xp_cli_sockaddr_str(&peer->u.sa, peer->len, name, sizeof(name));
+	cli_sockaddr_str(&peer->u.sa, peer->len, name, sizeof(name));
 	if (r->no_more) {
-		xp_log(1, "refused %s: not accepting any more", name);
+		cli_log(1, "refused %s: not accepting any more", name);
 		return 1;
 	}
-	if (!xp_cli_peer_allowed(r->cli, &peer->u.sa, peer->len)) {
-		xp_log(1, "refused %s: --allow/--deny", name);
+	if (!cli_peer_allowed(r->cli, &peer->u.sa, peer->len)) {
+		cli_log(1, "refused %s: --allow/--deny", name);
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 		return 1;
 	}
 	if (cfg->max_conns && conns_from_accept(r, s) >= cfg->max_conns) {
 		if (r->cli->max_conns)
-			xp_log(0, "refused %s: over --max-conns %u", name, cfg->max_conns);
+			cli_log(0, "refused %s: over --max-conns %u", name, cfg->max_conns);
 		else
-			xp_log(0, "refused %s: busy (stdio serves one connection at a time)", name);
+			cli_log(0, "refused %s: busy (stdio serves one connection at a time)",
+				name);
 		return 1;
 	}
 	return 0;
@@ -103,9 +104,9 @@ static int gate_accept(void *arg, xp_server *s, int fd, const xp_sockaddr *peer)
 /* The accept filter above, -4/-6, and --handshake-timeout: a TLS client that
  * never finishes its handshake would hold a descriptor (and, with
  * --max-conns, a slot) for ever.  "None" is as good as for ever. */
-void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
+void cli_gate_server_opts(struct cli_gate_cfg *cfg, xp_server_opts *so)
 {
-	const struct xp_cli *c = cfg->run->cli;
+	const struct cli_config *c = cfg->run->cli;
 
 	so->accept_filter = gate_accept;
 	so->accept_filter_arg = cfg;
@@ -114,7 +115,7 @@ void xp_gate_server_opts(struct xp_gate_cfg *cfg, xp_server_opts *so)
 		so->tls_handshake_timeout = c->handshake_timeout < 0 ? 1e9 : c->handshake_timeout;
 }
 
-xp_protocol *xp_gate_factory(void *cfg)
+xp_protocol *cli_gate_factory(void *cfg)
 {
 	struct gate *g = calloc(1, sizeof(*g));
 

@@ -11,12 +11,12 @@
 
 #define HELP_COLUMN 30
 
-static const char *const group_titles[XP_GRP_COUNT] = {
-    [XP_GRP_COMMAND] = NULL, /* "<command> options" */
-    [XP_GRP_SERVER] = "Server options",
-    [XP_GRP_TLS] = "TLS options",
-    [XP_GRP_STREAM] = "Stream options",
-    [XP_GRP_GLOBAL] = "Global options",
+static const char *const group_titles[CLI_GRP_COUNT] = {
+    [CLI_GRP_COMMAND] = NULL, /* "<command> options" */
+    [CLI_GRP_SERVER] = "Server options",
+    [CLI_GRP_TLS] = "TLS options",
+    [CLI_GRP_STREAM] = "Stream options",
+    [CLI_GRP_GLOBAL] = "Global options",
 };
 
 static const char exit_text[] =
@@ -25,16 +25,16 @@ static const char exit_text[] =
     "not executable/found, 128+N killed by signal N.\n";
 
 /* Left part of an option line: "  -x, --hexdump" or "      --grace SECONDS". */
-static int option_lhs(const struct xp_cli_option *o, char *buf, size_t len)
+static int option_lhs(const struct cli_option *o, char *buf, size_t len)
 {
 	char sh[8] = "    ";
 
 	if (o->short_name)
 		snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
 	switch (o->arg) {
-	case XP_ARG_REQUIRED:
+	case CLI_ARG_REQUIRED:
 		return snprintf(buf, len, "  %s--%s %s", sh, o->name, o->value_name);
-	case XP_ARG_OPTIONAL:
+	case CLI_ARG_OPTIONAL:
 		return snprintf(buf, len, "  %s--%s[=%s]", sh, o->name, o->value_name);
 	default:
 		return snprintf(buf, len, "  %s--%s", sh, o->name);
@@ -65,7 +65,7 @@ static void wrap(FILE *f, int col, const char *text)
 }
 
 /* One option line; note (if any) is appended to the help text. */
-static void print_option(FILE *f, const struct xp_cli_option *o, const char *note)
+static void print_option(FILE *f, const struct cli_option *o, const char *note)
 {
 	char lhs[96], text[256];
 	int n = option_lhs(o, lhs, sizeof(lhs));
@@ -78,25 +78,25 @@ static void print_option(FILE *f, const struct xp_cli_option *o, const char *not
 	wrap(f, HELP_COLUMN, text);
 }
 
-static int shown(const struct xp_cli_option *o, unsigned int mask, enum xp_cli_group g)
+static int shown(const struct cli_option *o, unsigned int mask, enum cli_group g)
 {
 	return !o->hidden && o->group == g && (o->commands & mask);
 }
 
 /* The command set most options of group g share (the heading's). */
-static unsigned int common_mask(unsigned int mask, enum xp_cli_group g)
+static unsigned int common_mask(unsigned int mask, enum cli_group g)
 {
 	unsigned int best = 0;
 	size_t i, j, n, best_n = 0;
 
-	for (i = 0; i < xp_cli_n_options; i++) {
-		unsigned int m = xp_cli_options[i].commands & mask;
+	for (i = 0; i < cli_n_options; i++) {
+		unsigned int m = cli_options[i].commands & mask;
 
-		if (!shown(&xp_cli_options[i], mask, g))
+		if (!shown(&cli_options[i], mask, g))
 			continue;
-		for (j = 0, n = 0; j < xp_cli_n_options; j++)
-			n += shown(&xp_cli_options[j], mask, g) &&
-			     (xp_cli_options[j].commands & mask) == m;
+		for (j = 0, n = 0; j < cli_n_options; j++)
+			n += shown(&cli_options[j], mask, g) &&
+			     (cli_options[j].commands & mask) == m;
 		if (n > best_n) {
 			best = m;
 			best_n = n;
@@ -113,12 +113,12 @@ static const char *difference(unsigned int m, unsigned int common, char *buf, si
 
 	if (m == common)
 		return NULL;
-	xp_cli_command_list(also ? m & ~common : m, names, sizeof(names));
+	cli_command_list(also ? m & ~common : m, names, sizeof(names));
 	snprintf(buf, len, "[%s %s]", also ? "also" : "only", names);
 	return buf;
 }
 
-static void print_group(FILE *f, const char *title, unsigned int mask, enum xp_cli_group g,
+static void print_group(FILE *f, const char *title, unsigned int mask, enum cli_group g,
 			int annotate)
 {
 	unsigned int common = common_mask(mask, g);
@@ -127,13 +127,13 @@ static void print_group(FILE *f, const char *title, unsigned int mask, enum xp_c
 
 	if (!common)
 		return;
-	xp_cli_command_list(common, names, sizeof(names));
+	cli_command_list(common, names, sizeof(names));
 	if (annotate)
 		fprintf(f, "\n%s (%s):\n", title, names);
 	else
 		fprintf(f, "\n%s:\n", title);
-	for (i = 0; i < xp_cli_n_options; i++) {
-		const struct xp_cli_option *o = &xp_cli_options[i];
+	for (i = 0; i < cli_n_options; i++) {
+		const struct cli_option *o = &cli_options[i];
 
 		if (!shown(o, mask, g))
 			continue;
@@ -143,9 +143,9 @@ static void print_group(FILE *f, const char *title, unsigned int mask, enum xp_c
 	}
 }
 
-static void command_usage(FILE *f, enum xp_cli_command cmd)
+static void command_usage(FILE *f, enum cli_command cmd)
 {
-	const struct xp_cli_cmdinfo *ci = &xp_cli_commands[cmd];
+	const struct cli_cmdinfo *ci = &cli_commands[cmd];
 	char title[64];
 	int g;
 
@@ -154,9 +154,9 @@ static void command_usage(FILE *f, enum xp_cli_command cmd)
 	if (ci->details)
 		fprintf(f, "\n%s", ci->details);
 	snprintf(title, sizeof(title), "%s options", ci->name);
-	print_group(f, title, XP_IN(cmd), XP_GRP_COMMAND, 0);
-	for (g = XP_GRP_SERVER; g < XP_GRP_COUNT; g++)
-		print_group(f, group_titles[g], XP_IN(cmd), (enum xp_cli_group)g, 0);
+	print_group(f, title, CLI_IN(cmd), CLI_GRP_COMMAND, 0);
+	for (g = CLI_GRP_SERVER; g < CLI_GRP_COUNT; g++)
+		print_group(f, group_titles[g], CLI_IN(cmd), (enum cli_group)g, 0);
 	fprintf(f, "\n%s", exit_text);
 }
 
@@ -170,44 +170,44 @@ static void all_usage(FILE *f)
 	      "       xport --help | --version | help COMMAND\n"
 	      "\nCommands:\n",
 	      f);
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
-		const struct xp_cli_cmdinfo *ci = &xp_cli_commands[cmd];
+	for (cmd = CLI_CMD_TCP_SERVER; cmd < CLI_CMD_COUNT; cmd++) {
+		const struct cli_cmdinfo *ci = &cli_commands[cmd];
 		char lhs[64];
 
 		snprintf(lhs, sizeof(lhs), "  %s %s", ci->name, ci->args);
 		fprintf(f, "%-*s%s\n", HELP_COLUMN, lhs, ci->summary);
-		cmds |= XP_IN(cmd);
+		cmds |= CLI_IN(cmd);
 	}
-	fprintf(f, "\n%s%s", xp_cli_commands[XP_CMD_TCP_SERVER].details,
-		xp_cli_commands[XP_CMD_PIPE].details);
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++) {
-		snprintf(title, sizeof(title), "%s options", xp_cli_commands[cmd].name);
-		print_group(f, title, XP_IN(cmd), XP_GRP_COMMAND, 0);
+	fprintf(f, "\n%s%s", cli_commands[CLI_CMD_TCP_SERVER].details,
+		cli_commands[CLI_CMD_PIPE].details);
+	for (cmd = CLI_CMD_TCP_SERVER; cmd < CLI_CMD_COUNT; cmd++) {
+		snprintf(title, sizeof(title), "%s options", cli_commands[cmd].name);
+		print_group(f, title, CLI_IN(cmd), CLI_GRP_COMMAND, 0);
 	}
-	for (g = XP_GRP_SERVER; g < XP_GRP_COUNT; g++)
+	for (g = CLI_GRP_SERVER; g < CLI_GRP_COUNT; g++)
 		print_group(f, group_titles[g],
-			    g == XP_GRP_GLOBAL ? cmds | XP_IN(XP_CMD_NONE) : cmds,
-			    (enum xp_cli_group)g, g != XP_GRP_GLOBAL);
+			    g == CLI_GRP_GLOBAL ? cmds | CLI_IN(CLI_CMD_NONE) : cmds,
+			    (enum cli_group)g, g != CLI_GRP_GLOBAL);
 	fprintf(f,
 		"\n'xport COMMAND --help' lists the options of one "
 		"command.\n%s",
 		exit_text);
 }
 
-void xp_cli_usage(FILE *f, enum xp_cli_command cmd)
+void cli_usage(FILE *f, enum cli_command cmd)
 {
-	if (cmd == XP_CMD_NONE)
+	if (cmd == CLI_CMD_NONE)
 		all_usage(f);
 	else
 		command_usage(f, cmd);
 }
 
-static void dump_line(FILE *f, const char *cmd, const char *opt, const struct xp_cli_option *o)
+static void dump_line(FILE *f, const char *cmd, const char *opt, const struct cli_option *o)
 {
 	static const char *const takes[] = {
-	    [XP_ARG_NONE] = "0",
-	    [XP_ARG_REQUIRED] = "1",
-	    [XP_ARG_OPTIONAL] = "=",
+	    [CLI_ARG_NONE] = "0",
+	    [CLI_ARG_REQUIRED] = "1",
+	    [CLI_ARG_OPTIONAL] = "=",
 	};
 
 	fprintf(f, "%s\t%s\t%s\t%s\t%s\t%s\n", cmd, opt, takes[o->arg], o->help,
@@ -222,26 +222,26 @@ static void dump_line(FILE *f, const char *cmd, const char *opt, const struct xp
  * "xport TAB NAME TAB cmd TAB SUMMARY TAB ARGS TAB", and the kinds of pipe
  * endpoint as "pipe TAB PREFIX TAB endpoint TAB HELP TAB VALUE-NAME TAB".
  */
-void xp_cli_dump_options(FILE *f)
+void cli_dump_options(FILE *f)
 {
 	int cmd;
 	size_t i;
 
-	for (cmd = XP_CMD_TCP_SERVER; cmd < XP_CMD_COUNT; cmd++)
-		fprintf(f, "xport\t%s\tcmd\t%s\t%s\t\n", xp_cli_commands[cmd].name,
-			xp_cli_commands[cmd].summary, xp_cli_commands[cmd].args);
+	for (cmd = CLI_CMD_TCP_SERVER; cmd < CLI_CMD_COUNT; cmd++)
+		fprintf(f, "xport\t%s\tcmd\t%s\t%s\t\n", cli_commands[cmd].name,
+			cli_commands[cmd].summary, cli_commands[cmd].args);
 	fprintf(f, "xport\thelp\tcmd\tshow the help of a command\tCOMMAND\t\n");
-	for (i = 0; i < xp_cli_n_endpoints; i++)
-		fprintf(f, "pipe\t%s\tendpoint\t%s\t%s\t\n", xp_cli_endpoints[i].prefix,
-			xp_cli_endpoints[i].help, xp_cli_endpoints[i].value_name);
-	for (cmd = XP_CMD_NONE; cmd < XP_CMD_COUNT; cmd++) {
-		const char *name = cmd ? xp_cli_commands[cmd].name : "xport";
+	for (i = 0; i < cli_n_endpoints; i++)
+		fprintf(f, "pipe\t%s\tendpoint\t%s\t%s\t\n", cli_endpoints[i].prefix,
+			cli_endpoints[i].help, cli_endpoints[i].value_name);
+	for (cmd = CLI_CMD_NONE; cmd < CLI_CMD_COUNT; cmd++) {
+		const char *name = cmd ? cli_commands[cmd].name : "xport";
 
-		for (i = 0; i < xp_cli_n_options; i++) {
-			const struct xp_cli_option *o = &xp_cli_options[i];
+		for (i = 0; i < cli_n_options; i++) {
+			const struct cli_option *o = &cli_options[i];
 			char opt[64];
 
-			if (o->hidden || !(o->commands & XP_IN(cmd)))
+			if (o->hidden || !(o->commands & CLI_IN(cmd)))
 				continue;
 			snprintf(opt, sizeof(opt), "--%s", o->name);
 			dump_line(f, name, opt, o);
@@ -253,7 +253,7 @@ void xp_cli_dump_options(FILE *f)
 	}
 }
 
-static void print_addr(FILE *f, const char *key, const struct xp_cli_addr *a)
+static void print_addr(FILE *f, const char *key, const struct cli_addr *a)
 {
 	static const char *const kinds[] = {"hostport", "unix", "abstract"};
 
@@ -261,23 +261,23 @@ static void print_addr(FILE *f, const char *key, const struct xp_cli_addr *a)
 		a->path, a->is_v6_literal);
 }
 
-static void print_endpoint(FILE *f, int i, const struct xp_cli_endpoint *e)
+static void print_endpoint(FILE *f, int i, const struct cli_endpoint *e)
 {
-	/* Indexed by the XP_EP_* kind: one name per kind, in its order. */
+	/* Indexed by the CLI_EP_* kind: one name per kind, in its order. */
 	static const char *const kinds[] = {
-	    [XP_EP_STDIO] = "stdio",
-	    [XP_EP_TCP] = "tcp",
-	    [XP_EP_TCP_LISTEN] = "tcp-listen",
-	    [XP_EP_TLS] = "tls",
-	    [XP_EP_TLS_LISTEN] = "tls-listen",
-	    [XP_EP_UNIX] = "unix",
-	    [XP_EP_UNIX_LISTEN] = "unix-listen",
-	    [XP_EP_UDP] = "udp",
-	    [XP_EP_EXEC] = "exec",
-	    [XP_EP_FD] = "fd",
-	    [XP_EP_UDP_LISTEN] = "udp-listen",
-	    [XP_EP_UNIXGRAM] = "unixgram",
-	    [XP_EP_UNIXGRAM_LISTEN] = "unixgram-listen",
+	    [CLI_EP_STDIO] = "stdio",
+	    [CLI_EP_TCP] = "tcp",
+	    [CLI_EP_TCP_LISTEN] = "tcp-listen",
+	    [CLI_EP_TLS] = "tls",
+	    [CLI_EP_TLS_LISTEN] = "tls-listen",
+	    [CLI_EP_UNIX] = "unix",
+	    [CLI_EP_UNIX_LISTEN] = "unix-listen",
+	    [CLI_EP_UDP] = "udp",
+	    [CLI_EP_EXEC] = "exec",
+	    [CLI_EP_FD] = "fd",
+	    [CLI_EP_UDP_LISTEN] = "udp-listen",
+	    [CLI_EP_UNIXGRAM] = "unixgram",
+	    [CLI_EP_UNIXGRAM_LISTEN] = "unixgram-listen",
 	};
 	const char *kind = (size_t)e->kind < sizeof(kinds) / sizeof(kinds[0]) && kinds[e->kind]
 			       ? kinds[e->kind]
@@ -289,13 +289,13 @@ static void print_endpoint(FILE *f, int i, const struct xp_cli_endpoint *e)
 	print_addr(f, key, &e->addr);
 }
 
-static void print_rules(FILE *f, const struct xp_cli *c)
+static void print_rules(FILE *f, const struct cli_config *c)
 {
 	char buf[64];
 	unsigned int i;
 
 	for (i = 0; i < c->n_rules; i++) {
-		const struct xp_cli_cidr *r = &c->rules[i];
+		const struct cli_cidr *r = &c->rules[i];
 
 		if (!r->family) {
 			fprintf(f, "rule=%s %s %s\n", r->allow ? "allow" : "deny",
@@ -307,7 +307,7 @@ static void print_rules(FILE *f, const struct xp_cli *c)
 	}
 }
 
-static void print_tls(FILE *f, const struct xp_cli *c)
+static void print_tls(FILE *f, const struct cli_config *c)
 {
 	int i;
 
@@ -323,11 +323,11 @@ static void print_tls(FILE *f, const struct xp_cli *c)
 }
 
 /* The resolved configuration as key=value lines (hidden --parse-only). */
-void xp_cli_print_config(FILE *f, const struct xp_cli *c)
+void cli_print_config(FILE *f, const struct cli_config *c)
 {
 	int i;
 
-	fprintf(f, "command=%s\n", xp_cli_commands[c->command].name);
+	fprintf(f, "command=%s\n", cli_commands[c->command].name);
 	fprintf(f, "grace=%g verbosity=%d quiet=%d\n", c->grace, c->verbosity, c->quiet);
 	fprintf(f, "high_water=%zu low_water=%zu read_size=%zu\n", c->high_water, c->low_water,
 		c->read_size);
@@ -344,7 +344,7 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 		"keep_open=%d resolved_keep_open=%d once=%d "
 		"max_conns=%u backlog=%d reuse_port=%d workers=%u "
 		"port_file=%s\n",
-		c->keep_open, xp_cli_keep_open(c), c->once, c->max_conns, c->backlog, c->reuse_port,
+		c->keep_open, cli_keep_open(c), c->once, c->max_conns, c->backlog, c->reuse_port,
 		c->workers, c->port_file ? c->port_file : "");
 	print_rules(f, c);
 	fprintf(f, "wait_for=%g check=%d crlf=%d no_readline=%d\n", c->wait_for, c->check, c->crlf,
@@ -361,7 +361,7 @@ void xp_cli_print_config(FILE *f, const struct xp_cli *c)
 		c->proxy.addr.port, c->proxy.has_user ? c->proxy.user : "-",
 		c->proxy.has_password ? c->proxy.password : "-");
 	print_addr(f, "addr", &c->addr);
-	if (c->command == XP_CMD_PIPE)
+	if (c->command == CLI_CMD_PIPE)
 		for (i = 0; i < 2; i++)
 			print_endpoint(f, i, &c->ep[i]);
 }

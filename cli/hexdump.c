@@ -31,7 +31,7 @@ static size_t hex_line(char *out, size_t off, const unsigned char *p, size_t n)
 	return o;
 }
 
-void xp_cli_hexdump(char dir, const void *data, size_t len)
+void cli_hexdump(char dir, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	char line[96];

@@ -28,7 +28,7 @@
  *
  * See interactive.h for the contract with cmd_tcp_client.c.
  */
-#ifdef XP_HAVE_READLINE
+#ifdef CLI_HAVE_READLINE
 
 #include <errno.h>
 #include <limits.h>
@@ -60,7 +60,7 @@ struct ia {
 	xp_protocol proto;
 	xp_loop *loop;
 	xp_transport *t;
-	const struct xp_cli *c;
+	const struct cli_config *c;
 	int rl_on;	  /* readline's line handler is installed */
 	int reading;	  /* the fd 0 reader is installed */
 	int stdin_eof;	  /* Ctrl-D: EOF sent to the peer */
@@ -200,7 +200,7 @@ static int on_timer(void *arg);
  * last_traffic, the timer finds out when it fires. */
 static void arm(struct ia *s)
 {
-	const struct xp_cli *c = s->c;
+	const struct cli_config *c = s->c;
 	double when = -1;
 
 	if (s->timer || s->lost)
@@ -229,7 +229,7 @@ static void set_status(struct ia *s, int status, const char *end)
 static int on_timer(void *arg)
 {
 	struct ia *s = arg;
-	const struct xp_cli *c = s->c;
+	const struct cli_config *c = s->c;
 	double now = xp_loop_time(s->loop);
 	int idle = c->idle_timeout > 0 && now >= s->last_traffic + c->idle_timeout;
 	int eof = s->stdin_eof && c->eof_timeout > 0 && now >= s->eof_at + c->eof_timeout;
@@ -240,9 +240,9 @@ static int on_timer(void *arg)
 		return 0;
 	}
 	rl_stop(s);
-	xp_err("%s: %s", s->st.peer, idle ? "idle timeout" : "timed out waiting for EOF");
-	set_status(s, XP_EXIT_TEMPFAIL, "timeout");
-	xp_cli_set_linger0(s->t);
+	cli_err("%s: %s", s->st.peer, idle ? "idle timeout" : "timed out waiting for EOF");
+	set_status(s, CLI_EXIT_TEMPFAIL, "timeout");
+	cli_set_linger0(s->t);
 	xp_transport_abort(s->t);
 	return 0;
 }
@@ -403,8 +403,8 @@ static void p_lost(xp_protocol *p, int err)
 	if (!err) {
 		set_status(s, 0, s->peer_eof ? "eof" : "closed");
 	} else if (!s->status_set && !s->stopping) {
-		xp_err("%s: %s", s->st.peer, xp_cli_strerror(err));
-		set_status(s, XP_EXIT_FAIL, end_reason(err));
+		cli_err("%s: %s", s->st.peer, cli_strerror(err));
+		set_status(s, CLI_EXIT_FAIL, end_reason(err));
 	} else {
 		set_status(s, 0, "closed");
 	}
@@ -427,7 +427,7 @@ static int on_grace(void *arg)
 	struct ia *s = arg;
 
 	s->grace = NULL;
-	xp_cli_set_linger0(s->t);
+	cli_set_linger0(s->t);
 	xp_transport_abort(s->t);
 	return 0;
 }
@@ -438,7 +438,7 @@ static void stop(struct ia *s, int sig)
 		return;
 	if (s->stopping) {
 		set_status(s, 128 + sig, "closed");
-		xp_cli_set_linger0(s->t);
+		cli_set_linger0(s->t);
 		xp_transport_abort(s->t);
 		return;
 	}
@@ -477,7 +477,7 @@ static int on_sigusr1(void *arg)
 	if (s->rl_on)
 		clear_line();
 	fflush(stdout);
-	xp_cli_stats_line(s->c, &s->st, "open", secs);
+	cli_stats_line(s->c, &s->st, "open", secs);
 	if (s->rl_on)
 		redraw(s);
 	return 0;
@@ -572,7 +572,7 @@ static void history_load(struct ia *s)
 	using_history();
 	stifle_history(HISTORY_MAX);
 	if (history_path(s->hist, sizeof(s->hist)) < 0) {
-		xp_log(1, "no history file: %s", strerror(errno));
+		cli_log(1, "no history file: %s", strerror(errno));
 		s->hist[0] = '\0';
 		return;
 	}
@@ -594,7 +594,7 @@ static void history_save(struct ia *s)
 	if (r == 0)
 		history_truncate_file(s->hist, HISTORY_MAX);
 	else
-		xp_log(1, "cannot save history to %s: %s", s->hist, strerror(r));
+		cli_log(1, "cannot save history to %s: %s", s->hist, strerror(r));
 out:
 	clear_history();
 }
@@ -616,7 +616,7 @@ static void rl_setup(void)
 	rl_bind_key('\t', rl_insert);
 }
 
-static void session_init(struct ia *s, xp_loop *loop, xp_transport *t, const struct xp_cli *c)
+static void session_init(struct ia *s, xp_loop *loop, xp_transport *t, const struct cli_config *c)
 {
 	const xp_sockaddr *peer = xp_transport_get_extra_info(t, "peername", NULL);
 
@@ -626,9 +626,9 @@ static void session_init(struct ia *s, xp_loop *loop, xp_transport *t, const str
 	s->t = t;
 	s->c = c;
 	if (peer && peer->len)
-		xp_cli_sockaddr_str(&peer->u.sa, peer->len, s->st.peer, sizeof(s->st.peer));
+		cli_sockaddr_str(&peer->u.sa, peer->len, s->st.peer, sizeof(s->st.peer));
 	else
-		xp_cli_addr_str(&c->addr, 0, s->st.peer, sizeof(s->st.peer));
+		cli_addr_str(&c->addr, 0, s->st.peer, sizeof(s->st.peer));
 	s->st.started = xp_loop_time(loop);
 	s->st.end = "open";
 	s->last_traffic = s->st.started;
@@ -667,18 +667,18 @@ static void session_run(struct ia *s)
 	signals_set(s, 0);
 }
 
-int xp_cli_interactive(xp_loop *loop, xp_transport *t, const struct xp_cli *c)
+int cli_interactive(xp_loop *loop, xp_transport *t, const struct cli_config *c)
 {
 	struct ia s;
 
 	if (xp_loop_is_running(loop) || cur) {
-		xp_err("interactive mode: internal error (loop running)");
-		return XP_EXIT_FAIL;
+		cli_err("interactive mode: internal error (loop running)");
+		return CLI_EXIT_FAIL;
 	}
 	session_init(&s, loop, t, c);
 	if (xp_transport_is_closing(t)) {
-		xp_err("%s: connection closed", s.st.peer);
-		return XP_EXIT_FAIL;
+		cli_err("%s: connection closed", s.st.peer);
+		return CLI_EXIT_FAIL;
 	}
 	xp_transport_retain(t);
 	cur = &s;
@@ -694,14 +694,14 @@ int xp_cli_interactive(xp_loop *loop, xp_transport *t, const struct xp_cli *c)
 	s.st.seconds = xp_loop_time(loop) - s.st.started;
 	s.st.end = s.end ? s.end : "closed";
 	if (c->stats)
-		xp_cli_stats_line(c, &s.st, s.st.end, s.st.seconds);
+		cli_stats_line(c, &s.st, s.st.end, s.st.seconds);
 	xp_transport_release(t);
 	return s.status;
 }
 
-#else /* !XP_HAVE_READLINE */
+#else /* !CLI_HAVE_READLINE */
 
 /* Built without readline (make READLINE=no): tcp-client never calls in. */
-typedef int xp_interactive_unused;
+typedef int cli_interactive_unused;
 
 #endif

@@ -3,9 +3,9 @@
  * interactive.h - the hook for tcp-client's line-editing mode (GNU
  * readline through its callback interface), implemented in interactive.c.
  *
- * tcp-client calls xp_cli_interactive() when stdin and stdout are both
+ * tcp-client calls cli_interactive() when stdin and stdout are both
  * terminals, --no-readline was not given, xport was built with readline
- * (XP_HAVE_READLINE) and interactive.c is linked in (the symbol is weak,
+ * (CLI_HAVE_READLINE) and interactive.c is linked in (the symbol is weak,
  * so the program links without it and then relays plainly).
  *
  * The call contract:
@@ -27,12 +27,12 @@
 #include "opts.h"
 #include "xport.h"
 
-int xp_cli_interactive(xp_loop *loop, xp_transport *t, const struct xp_cli *c)
+int cli_interactive(xp_loop *loop, xp_transport *t, const struct cli_config *c)
     __attribute__((weak));
 
-static inline int xp_cli_interactive_available(void)
+static inline int cli_interactive_available(void)
 {
-	return xp_cli_interactive != NULL;
+	return cli_interactive != NULL;
 }
 
 #endif /* XPORT_CLI_INTERACTIVE_H */

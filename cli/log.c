@@ -12,13 +12,13 @@
 static int verbosity;
 static int quiet;
 
-void xp_log_init(const struct xp_cli *c)
+void cli_log_init(const struct cli_config *c)
 {
 	verbosity = c->verbosity;
 	quiet = c->quiet;
 }
 
-int xp_log_on(int level)
+int cli_log_on(int level)
 {
 	if (quiet)
 		return 0;
@@ -37,18 +37,18 @@ static void vline(const char *fmt, va_list ap)
 	fprintf(stderr, "xport: %s\n", safe);
 }
 
-void xp_log(int level, const char *fmt, ...)
+void cli_log(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!xp_log_on(level))
+	if (!cli_log_on(level))
 		return;
 	va_start(ap, fmt);
 	vline(fmt, ap);
 	va_end(ap);
 }
 
-void xp_err(const char *fmt, ...)
+void cli_err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -57,7 +57,7 @@ void xp_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-const char *xp_cli_strerror(int err)
+const char *cli_strerror(int err)
 {
 	switch (err) {
 	case -ETIMEDOUT:

@@ -96,14 +96,14 @@ static void raise_fd_limit(void)
 		fclose(f);
 }
 
-static int run(const struct xp_cli *cli)
+static int run(const struct cli_config *cli)
 {
-	static int (*const commands[])(const struct xp_cli *) = {
-	    [XP_CMD_TCP_SERVER] = xp_cmd_tcp_server,
-	    [XP_CMD_TCP_CLIENT] = xp_cmd_tcp_client,
-	    [XP_CMD_UDP_ECHO] = xp_cmd_udp_echo,
-	    [XP_CMD_SUBPROCESS] = xp_cmd_subprocess,
-	    [XP_CMD_PIPE] = xp_cmd_pipe,
+	static int (*const commands[])(const struct cli_config *) = {
+	    [CLI_CMD_TCP_SERVER] = cli_cmd_tcp_server,
+	    [CLI_CMD_TCP_CLIENT] = cli_cmd_tcp_client,
+	    [CLI_CMD_UDP_ECHO] = cli_cmd_udp_echo,
+	    [CLI_CMD_SUBPROCESS] = cli_cmd_subprocess,
+	    [CLI_CMD_PIPE] = cli_cmd_pipe,
 	};
 
 	return commands[cli->command](cli);
@@ -111,7 +111,7 @@ static int run(const struct xp_cli *cli)
 
 int main(int argc, char **argv)
 {
-	static struct xp_cli cli; /* large; keep it off the stack */
+	static struct cli_config cli; /* large; keep it off the stack */
 	char err[512];
 	int rc;
 
@@ -124,26 +124,26 @@ int main(int argc, char **argv)
 	/* A peer closing early must be an error return, never a kill. */
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = xp_cli_parse(argc, argv, &cli, err, sizeof(err));
+	rc = cli_parse(argc, argv, &cli, err, sizeof(err));
 	switch (rc) {
-	case XP_CLI_OK:
+	case CLI_OK:
 		raise_fd_limit();
-		rc = xp_cli_prepare(&cli);
+		rc = cli_prepare(&cli);
 		return rc ? rc : run(&cli);
-	case XP_CLI_HELP:
-		xp_cli_usage(stdout, cli.command);
+	case CLI_HELP:
+		cli_usage(stdout, cli.command);
 		return finish_stdout();
-	case XP_CLI_VERSION:
+	case CLI_VERSION:
 		print_version(stdout);
 		return finish_stdout();
-	case XP_CLI_DUMP:
-		xp_cli_dump_options(stdout);
+	case CLI_DUMP:
+		cli_dump_options(stdout);
 		return finish_stdout();
-	case XP_CLI_PARSED:
-		xp_cli_print_config(stdout, &cli);
+	case CLI_PARSED:
+		cli_print_config(stdout, &cli);
 		return finish_stdout();
 	default:
 		fprintf(stderr, "xport: %s\n", err);
-		return XP_CLI_USAGE;
+		return CLI_USAGE;
 	}
 }

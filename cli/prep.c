@@ -20,7 +20,7 @@
 #include "prep.h"
 #include "run.h"
 
-static void keep_source(struct xp_cli *c, const struct sockaddr *sa)
+static void keep_source(struct cli_config *c, const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET && !c->source4.sin_family)
 		memcpy(&c->source4, sa, sizeof(c->source4));
@@ -34,9 +34,9 @@ static void keep_source(struct xp_cli *c, const struct sockaddr *sa)
 
 /* --source: one address of each family it names.  :PORT binds the
  * wildcard of whichever family the target has. */
-static int prepare_source(struct xp_cli *c)
+static int prepare_source(struct cli_config *c)
 {
-	const struct xp_cli_addr *s = &c->source;
+	const struct cli_addr *s = &c->source;
 	struct addrinfo hints = {.ai_family = c->family, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
 	const char *port = s->port[0] ? s->port : "0";
@@ -50,9 +50,9 @@ static int prepare_source(struct xp_cli *c)
 		hints.ai_flags |= AI_NUMERICHOST;
 	r = getaddrinfo(s->host[0] ? s->host : NULL, port, &hints, &ai);
 	if (r) {
-		xp_err("--source %s: %s", s->host,
-		       r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-		return XP_EXIT_UNAVAILABLE;
+		cli_err("--source %s: %s", s->host,
+			r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return CLI_EXIT_UNAVAILABLE;
 	}
 	for (const struct addrinfo *p = ai; p; p = p->ai_next)
 		keep_source(c, p->ai_addr);
@@ -68,19 +68,19 @@ static const char *gai_text(int r)
 }
 
 struct acl {
-	struct xp_cli_cidr *v;
+	struct cli_cidr *v;
 	unsigned int n, cap;
 };
 
-static int acl_add(struct acl *a, const struct xp_cli_cidr *r)
+static int acl_add(struct acl *a, const struct cli_cidr *r)
 {
 	if (a->n == a->cap) {
 		unsigned int cap = a->cap ? 2 * a->cap : 16;
-		struct xp_cli_cidr *v = realloc(a->v, cap * sizeof(*v));
+		struct cli_cidr *v = realloc(a->v, cap * sizeof(*v));
 
 		if (!v) {
-			xp_err("rules: %s", strerror(ENOMEM));
-			return XP_EXIT_FAIL;
+			cli_err("rules: %s", strerror(ENOMEM));
+			return CLI_EXIT_FAIL;
 		}
 		a->v = v;
 		a->cap = cap;
@@ -97,11 +97,11 @@ static int add_host(struct acl *a, const char *name, int allow, const char *wher
 	int r = getaddrinfo(name, NULL, &hints, &ai), st = 0;
 
 	if (r) {
-		xp_err("%s %s: %s", where, name, gai_text(r));
-		return XP_EXIT_UNAVAILABLE;
+		cli_err("%s %s: %s", where, name, gai_text(r));
+		return CLI_EXIT_UNAVAILABLE;
 	}
 	for (const struct addrinfo *p = ai; p && !st; p = p->ai_next) {
-		struct xp_cli_cidr rule = {.family = p->ai_family, .allow = allow};
+		struct cli_cidr rule = {.family = p->ai_family, .allow = allow};
 
 		if (p->ai_family == AF_INET) {
 			memcpy(rule.addr, &((struct sockaddr_in *)(void *)p->ai_addr)->sin_addr, 4);
@@ -135,14 +135,14 @@ static char *line_rule(char *line)
 
 static int add_text(struct acl *a, char *text, int allow, const char *file, unsigned int lineno)
 {
-	struct xp_cli_cidr r;
+	struct cli_cidr r;
 	char where[4200];
-	int k = strcspn(text, " \t") == strlen(text) ? xp_cli_parse_rule(text, &r) : -1;
+	int k = strcspn(text, " \t") == strlen(text) ? cli_parse_rule(text, &r) : -1;
 
 	snprintf(where, sizeof(where), "%s:%u:", file, lineno);
 	if (k < 0) {
-		xp_err("%s invalid rule '%s' (expected CIDR or host name)", where, text);
-		return XP_EXIT_USAGE;
+		cli_err("%s invalid rule '%s' (expected CIDR or host name)", where, text);
+		return CLI_EXIT_USAGE;
 	}
 	r.allow = allow;
 	return k ? add_host(a, text, allow, where) : acl_add(a, &r);
@@ -158,8 +158,8 @@ static int add_file(struct acl *a, const char *path, int allow)
 	int st = 0;
 
 	if (!f) {
-		xp_err("%s %s: %s", opt, path, strerror(errno));
-		return XP_EXIT_NOINPUT;
+		cli_err("%s %s: %s", opt, path, strerror(errno));
+		return CLI_EXIT_NOINPUT;
 	}
 	errno = 0;
 	while (!st && getline(&line, &cap, f) >= 0) {
@@ -169,8 +169,8 @@ static int add_file(struct acl *a, const char *path, int allow)
 		errno = 0;
 	}
 	if (!st && ferror(f)) { /* e.g. a directory: EISDIR */
-		xp_err("%s %s: %s", opt, path, strerror(errno ? errno : EIO));
-		st = XP_EXIT_NOINPUT;
+		cli_err("%s %s: %s", opt, path, strerror(errno ? errno : EIO));
+		st = CLI_EXIT_NOINPUT;
 	}
 	free(line);
 	fclose(f);
@@ -178,13 +178,13 @@ static int add_file(struct acl *a, const char *path, int allow)
 }
 
 /* --allow/--deny as given, names resolved and files read, in order. */
-static int prepare_rules(struct xp_cli *c)
+static int prepare_rules(struct cli_config *c)
 {
 	struct acl a = {0};
 	int st = 0;
 
 	for (unsigned int i = 0; i < c->n_rules && !st; i++) {
-		const struct xp_cli_cidr *r = &c->rules[i];
+		const struct cli_cidr *r = &c->rules[i];
 
 		if (r->family)
 			st = acl_add(&a, r);
@@ -202,7 +202,7 @@ static int prepare_rules(struct xp_cli *c)
 	return 0;
 }
 
-int xp_cli_prepare(struct xp_cli *c)
+int cli_prepare(struct cli_config *c)
 {
 	int st = prepare_rules(c);
 

@@ -10,6 +10,6 @@
 /* Resolves --source and the host names of --allow/--deny, reads the rule
  * files.  0, or the exit status after printing the one
  * `xport:` line. */
-int xp_cli_prepare(struct xp_cli *c);
+int cli_prepare(struct cli_config *c);
 
 #endif /* XPORT_CLI_PREP_H */

@@ -17,7 +17,7 @@ static xp_handle *timer;
 static double t0;
 static int drawn;
 
-void xp_progress_add(uint64_t sent, uint64_t received)
+void cli_progress_add(uint64_t sent, uint64_t received)
 {
 	atomic_fetch_add(&total_sent, sent);
 	atomic_fetch_add(&total_received, received);
@@ -56,7 +56,7 @@ static int tick(void *arg)
 	return 0;
 }
 
-void xp_progress_start(xp_loop *loop, const struct xp_cli *c)
+void cli_progress_start(xp_loop *loop, const struct cli_config *c)
 {
 	if (!c->progress || c->quiet || !isatty(2) || timer)
 		return;
@@ -65,7 +65,7 @@ void xp_progress_start(xp_loop *loop, const struct xp_cli *c)
 	timer = xp_call_later(loop, PROGRESS_PERIOD, tick, NULL);
 }
 
-void xp_progress_stop(void)
+void cli_progress_stop(void)
 {
 	if (!timer)
 		return;

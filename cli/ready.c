@@ -63,7 +63,7 @@ static int write_port_file(const char *path, const char *text)
 	return 0;
 }
 
-int xp_cli_ready(const struct xp_cli *c, const xp_sockaddr *addrs, int n)
+int cli_ready(const struct cli_config *c, const xp_sockaddr *addrs, int n)
 {
 	char buf[256];
 	int i, err;
@@ -73,13 +73,13 @@ int xp_cli_ready(const struct xp_cli *c, const xp_sockaddr *addrs, int n)
 	if (c->port_file && n > 0 && port_of(&addrs[0], buf, sizeof(buf)) == 0) {
 		err = write_port_file(c->port_file, buf);
 		if (err < 0) {
-			xp_err("port file %s: %s", c->port_file, xp_cli_strerror(err));
-			return XP_EXIT_FAIL;
+			cli_err("port file %s: %s", c->port_file, cli_strerror(err));
+			return CLI_EXIT_FAIL;
 		}
 	}
 	if (!c->quiet) {
 		for (i = 0; i < n; i++) {
-			xp_cli_sockaddr_str(&addrs[i].u.sa, addrs[i].len, buf, sizeof(buf));
+			cli_sockaddr_str(&addrs[i].u.sa, addrs[i].len, buf, sizeof(buf));
 			fprintf(stderr, "listening on %s\n", buf);
 		}
 		fflush(stderr);
@@ -87,7 +87,7 @@ int xp_cli_ready(const struct xp_cli *c, const xp_sockaddr *addrs, int n)
 	return 0;
 }
 
-int xp_cli_ready_server(const struct xp_cli *c, xp_server *s)
+int cli_ready_server(const struct cli_config *c, xp_server *s)
 {
 	xp_sockaddr addrs[8];
 	int n = 0, i, count = xp_server_sockets(s, NULL);
@@ -95,5 +95,5 @@ int xp_cli_ready_server(const struct xp_cli *c, xp_server *s)
 	for (i = 0; i < count && n < 8; i++)
 		if (xp_server_sockname(s, i, &addrs[n]) == 0)
 			n++;
-	return xp_cli_ready(c, addrs, n);
+	return cli_ready(c, addrs, n);
 }

@@ -24,40 +24,40 @@
  * the command prints the one failure line itself. */
 static int quiet_handler(xp_loop *loop, const xp_context *ctx, void *arg)
 {
-	if (xp_log_on(2))
-		xp_err("%s%s%s", ctx->message ? ctx->message : "error", ctx->error ? ": " : "",
-		       ctx->error ? xp_cli_strerror(ctx->error) : "");
+	if (cli_log_on(2))
+		cli_err("%s%s%s", ctx->message ? ctx->message : "error", ctx->error ? ": " : "",
+			ctx->error ? cli_strerror(ctx->error) : "");
 	return 0;
 }
 
-int xp_run_init(struct xp_run *r, const struct xp_cli *c)
+int cli_run_init(struct cli_run *r, const struct cli_config *c)
 {
 	memset(r, 0, sizeof(*r));
 	r->cli = c;
 	r->head.next = r->head.prev = &r->head;
-	xp_log_init(c);
+	cli_log_init(c);
 	r->loop = xp_loop_new();
 	if (!r->loop) {
-		xp_err("cannot create the event loop: %s", strerror(errno));
-		return XP_EXIT_FAIL;
+		cli_err("cannot create the event loop: %s", strerror(errno));
+		return CLI_EXIT_FAIL;
 	}
 	xp_loop_set_exception_handler(r->loop, quiet_handler, NULL);
 	return 0;
 }
 
-void xp_run_add_server(struct xp_run *r, xp_server *s)
+void cli_run_add_server(struct cli_run *r, xp_server *s)
 {
 	if (r->nservers < (int)(sizeof(r->servers) / sizeof(r->servers[0])))
 		r->servers[r->nservers++] = s;
 }
 
-void xp_run_close_servers(struct xp_run *r)
+void cli_run_close_servers(struct cli_run *r)
 {
 	for (int i = 0; i < r->nservers; i++)
 		xp_server_close(r->servers[i]);
 }
 
-void xp_run_fail(struct xp_run *r, int status)
+void cli_run_fail(struct cli_run *r, int status)
 {
 	if (r->status_set || !status)
 		return;
@@ -67,13 +67,13 @@ void xp_run_fail(struct xp_run *r, int status)
 
 static int stop_cb(void *arg)
 {
-	struct xp_run *r = arg;
+	struct cli_run *r = arg;
 
 	xp_loop_stop(r->loop);
 	return 0;
 }
 
-void xp_run_check_done(struct xp_run *r)
+void cli_run_check_done(struct cli_run *r)
 {
 	if (r->no_more && r->nconns == 0) {
 		if (r->grace) {
@@ -85,19 +85,19 @@ void xp_run_check_done(struct xp_run *r)
 	}
 }
 
-static void conn_abort(struct xp_conn *c)
+static void conn_abort(struct cli_conn *c)
 {
 	if (c->t) {
-		xp_cli_set_linger0(c->t);
+		cli_set_linger0(c->t);
 		xp_transport_abort(c->t);
 	}
 	if (c->relay)
 		xp_relay_abort(c->relay);
 }
 
-static void abort_all(struct xp_run *r)
+static void abort_all(struct cli_run *r)
 {
-	struct xp_conn *c, *next;
+	struct cli_conn *c, *next;
 
 	for (c = r->head.next; c != &r->head; c = next) {
 		next = c->next;
@@ -109,7 +109,7 @@ static void abort_all(struct xp_run *r)
  * relay never report back, stop anyway. */
 static int force_stop(void *arg)
 {
-	struct xp_run *r = arg;
+	struct cli_run *r = arg;
 
 	xp_loop_stop(r->loop);
 	return 0;
@@ -117,24 +117,24 @@ static int force_stop(void *arg)
 
 static int grace_expired(void *arg)
 {
-	struct xp_run *r = arg;
+	struct cli_run *r = arg;
 
 	r->grace = NULL;
 	if (r->nconns)
-		xp_log(1, "grace period over: resetting %u connection(s)", r->nconns);
+		cli_log(1, "grace period over: resetting %u connection(s)", r->nconns);
 	abort_all(r);
 	xp_call_later(r->loop, 1.0, force_stop, r);
-	xp_run_check_done(r);
+	cli_run_check_done(r);
 	return 0;
 }
 
-void xp_run_stop(struct xp_run *r)
+void cli_run_stop(struct cli_run *r)
 {
 	if (r->stopping)
 		return;
 	r->stopping = 1;
 	r->no_more = 1;
-	xp_run_close_servers(r);
+	cli_run_close_servers(r);
 	if (r->on_stop)
 		r->on_stop(r);
 	if (r->nconns) {
@@ -142,51 +142,51 @@ void xp_run_stop(struct xp_run *r)
 
 		r->grace = xp_call_later(r->loop, g, grace_expired, r);
 	}
-	xp_run_check_done(r);
+	cli_run_check_done(r);
 }
 
-void xp_run_abort(struct xp_run *r, int status)
+void cli_run_abort(struct cli_run *r, int status)
 {
 	r->status = status;
 	r->status_set = 1;
 	r->no_more = 1;
 	r->stopping = 1;
-	xp_run_close_servers(r);
+	cli_run_close_servers(r);
 	if (r->on_abort)
 		r->on_abort(r, status);
 	abort_all(r);
 	xp_loop_stop(r->loop);
 }
 
-void xp_run_usr1(struct xp_run *r)
+void cli_run_usr1(struct cli_run *r)
 {
-	struct xp_conn *c;
-	struct xp_cli c2 = *r->cli;
+	struct cli_conn *c;
+	struct cli_config c2 = *r->cli;
 
 	/* Printed with or without --stats; JSON only if asked for. */
-	if (c2.stats == XP_STATS_OFF)
-		c2.stats = XP_STATS_TEXT;
+	if (c2.stats == CLI_STATS_OFF)
+		c2.stats = CLI_STATS_TEXT;
 	for (c = r->head.next; c != &r->head; c = c->next)
 		if (c->st) {
 			xp_conn_stats st = *c->st;
 
-			xp_run_fix_peer(c, &st);
-			xp_cli_stats_line(&c2, &st, "open", xp_loop_time(r->loop) - st.started);
+			cli_run_fix_peer(c, &st);
+			cli_stats_line(&c2, &st, "open", xp_loop_time(r->loop) - st.started);
 		}
 	if (r->on_usr1)
 		r->on_usr1(r);
 	fflush(stderr);
 }
 
-static void on_signal(struct xp_run *r, int sig)
+static void on_signal(struct cli_run *r, int sig)
 {
 	if (r->stopping || r->at_once) {
-		xp_log(1, "signal %d%s: aborting", sig, r->stopping ? " again" : "");
-		xp_run_abort(r, 128 + sig);
+		cli_log(1, "signal %d%s: aborting", sig, r->stopping ? " again" : "");
+		cli_run_abort(r, 128 + sig);
 		return;
 	}
-	xp_log(1, "signal %d: closing listeners, %u connection(s) open", sig, r->nconns);
-	xp_run_stop(r);
+	cli_log(1, "signal %d: closing listeners, %u connection(s) open", sig, r->nconns);
+	cli_run_stop(r);
 }
 
 static int sigint_cb(void *arg)
@@ -203,38 +203,38 @@ static int sigterm_cb(void *arg)
 
 static int sigusr1_cb(void *arg)
 {
-	xp_run_usr1(arg);
+	cli_run_usr1(arg);
 	return 0;
 }
 
-int xp_run_signals(struct xp_run *r)
+int cli_run_signals(struct cli_run *r)
 {
 	int err;
 
 	if ((err = xp_add_signal_handler(r->loop, SIGINT, sigint_cb, r)) < 0 ||
 	    (err = xp_add_signal_handler(r->loop, SIGTERM, sigterm_cb, r)) < 0 ||
 	    (err = xp_add_signal_handler(r->loop, SIGUSR1, sigusr1_cb, r)) < 0) {
-		xp_err("signal handlers: %s", xp_cli_strerror(err));
-		return XP_EXIT_FAIL;
+		cli_err("signal handlers: %s", cli_strerror(err));
+		return CLI_EXIT_FAIL;
 	}
 	return 0;
 }
 
-int xp_run_loop(struct xp_run *r)
+int cli_run_loop(struct cli_run *r)
 {
 	if (!r->worker)
-		xp_progress_start(r->loop, r->cli);
+		cli_progress_start(r->loop, r->cli);
 	if (!(r->no_more && r->nconns == 0))
 		xp_loop_run_forever(r->loop);
 	if (!r->worker)
-		xp_progress_stop();
+		cli_progress_stop();
 	fflush(stderr);
 	return r->status;
 }
 
-void xp_run_finish(struct xp_run *r)
+void cli_run_finish(struct cli_run *r)
 {
-	xp_cli_stdio_restore();
+	cli_stdio_restore();
 }
 
 /* ---- connections -------------------------------------------------- */
@@ -243,7 +243,7 @@ void xp_run_finish(struct xp_run *r)
  * end of a socket pair, or a client that did not bind) comes out as a bare
  * "unix:".  Use the connection's label instead, else the local socket
  * (the listening path the peer connected to), else "socketpair". */
-void xp_run_fix_peer(const struct xp_conn *c, xp_conn_stats *st)
+void cli_run_fix_peer(const struct cli_conn *c, xp_conn_stats *st)
 {
 	const xp_sockaddr *sa;
 	char buf[sizeof(st->peer)];
@@ -264,9 +264,9 @@ void xp_run_fix_peer(const struct xp_conn *c, xp_conn_stats *st)
 		snprintf(st->peer, sizeof(st->peer), "socketpair");
 }
 
-struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
+struct cli_conn *cli_run_conn_new(struct cli_run *r, xp_transport *t)
 {
-	struct xp_conn *c = calloc(1, sizeof(*c));
+	struct cli_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
@@ -281,17 +281,17 @@ struct xp_conn *xp_run_conn_new(struct xp_run *r, xp_transport *t)
 	return c;
 }
 
-struct xp_conn *xp_run_conn_find(struct xp_run *r, unsigned long id)
+struct cli_conn *cli_run_conn_find(struct cli_run *r, unsigned long id)
 {
-	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+	for (struct cli_conn *c = r->head.next; c != &r->head; c = c->next)
 		if (c->id == id)
 			return c;
 	return NULL;
 }
 
-struct xp_conn *xp_run_conn_of_relay(struct xp_run *r, const xp_relay *rl)
+struct cli_conn *cli_run_conn_of_relay(struct cli_run *r, const xp_relay *rl)
 {
-	for (struct xp_conn *c = r->head.next; c != &r->head; c = c->next)
+	for (struct cli_conn *c = r->head.next; c != &r->head; c = c->next)
 		if (c->relay == rl)
 			return c;
 	return NULL;
@@ -299,39 +299,39 @@ struct xp_conn *xp_run_conn_of_relay(struct xp_run *r, const xp_relay *rl)
 
 static void h_start(void *arg, const xp_conn_stats *st)
 {
-	struct xp_conn *c = arg;
+	struct cli_conn *c = arg;
 	xp_conn_stats named = *st;
 
 	c->st = st;
-	xp_run_fix_peer(c, &named);
-	xp_log(1, "connection %s open", named.peer[0] ? named.peer : "-");
+	cli_run_fix_peer(c, &named);
+	cli_log(1, "connection %s open", named.peer[0] ? named.peer : "-");
 }
 
 static void h_end(void *arg, const xp_conn_stats *st)
 {
-	xp_run_conn_end(arg, st);
+	cli_run_conn_end(arg, st);
 }
 
 static void h_data(void *arg, const xp_conn_stats *st, char dir, const void *data, size_t len)
 {
-	struct xp_conn *c = arg;
+	struct cli_conn *c = arg;
 
 	if (c->run->cli->hexdump)
-		xp_cli_hexdump(dir, data, len);
+		cli_hexdump(dir, data, len);
 	if (dir == '>')
-		xp_progress_add(len, 0);
+		cli_progress_add(len, 0);
 	else
-		xp_progress_add(0, len);
+		cli_progress_add(0, len);
 }
 
 static void relay_done(xp_relay *rl, const xp_conn_stats *st, void *arg)
 {
-	xp_run_conn_end(arg, st);
+	cli_run_conn_end(arg, st);
 }
 
-void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay)
+void cli_run_proto_opts(struct cli_conn *c, xp_proto_opts *po, int relay)
 {
-	const struct xp_cli *cli = c->run->cli;
+	const struct cli_config *cli = c->run->cli;
 
 	memset(po, 0, sizeof(*po));
 	po->high = cli->high_water;
@@ -347,12 +347,12 @@ void xp_run_proto_opts(struct xp_conn *c, xp_proto_opts *po, int relay)
 	po->hooks.arg = c;
 }
 
-void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro)
+void cli_run_relay_opts(struct cli_conn *c, xp_relay_opts *ro)
 {
-	const struct xp_cli *cli = c->run->cli;
+	const struct cli_config *cli = c->run->cli;
 
 	memset(ro, 0, sizeof(*ro));
-	xp_run_proto_opts(c, &ro->proto, 1);
+	cli_run_proto_opts(c, &ro->proto, 1);
 	c->is_relay = 1;
 	ro->no_half_close = !cli->half_close;
 	ro->eof_timeout = cli->eof_timeout > 0 ? cli->eof_timeout : 0;
@@ -364,19 +364,19 @@ void xp_run_relay_opts(struct xp_conn *c, xp_relay_opts *ro)
 	ro->kill_after = cli->kill_after > 0 ? cli->kill_after : 0;
 }
 
-int xp_run_end_status(const xp_conn_stats *st)
+int cli_run_end_status(const xp_conn_stats *st)
 {
 	const char *e = st->end ? st->end : "closed";
 
 	if (!strcmp(e, "timeout"))
-		return XP_EXIT_TEMPFAIL;
+		return CLI_EXIT_TEMPFAIL;
 	if (!strcmp(e, "reset") || !strcmp(e, "error"))
-		return XP_EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	return 0;
 }
 
 /* The one failure line of a connection that did not end well. */
-static void report_end(struct xp_conn *c, int single)
+static void report_end(struct cli_conn *c, int single)
 {
 	const xp_conn_stats *st = &c->last;
 	const char *peer = st->peer[0] ? st->peer : "connection";
@@ -385,25 +385,25 @@ static void report_end(struct xp_conn *c, int single)
 
 	if (!strcmp(e, "timeout")) {
 		snprintf(why, sizeof(why), "%s",
-			 st->error && st->error != -ETIMEDOUT ? xp_cli_strerror(st->error)
+			 st->error && st->error != -ETIMEDOUT ? cli_strerror(st->error)
 							      : "timed out");
 	} else if (st->error) {
-		snprintf(why, sizeof(why), "%s", xp_cli_strerror(st->error));
+		snprintf(why, sizeof(why), "%s", cli_strerror(st->error));
 	} else if (!strcmp(e, "reset")) {
-		snprintf(why, sizeof(why), "%s", xp_cli_strerror(-ECONNRESET));
+		snprintf(why, sizeof(why), "%s", cli_strerror(-ECONNRESET));
 	} else {
 		snprintf(why, sizeof(why), "failed");
 	}
 	if (single)
-		xp_err("%s: %s", peer, why);
+		cli_err("%s: %s", peer, why);
 	else
-		xp_log(0, "%s: %s", peer, why);
+		cli_log(0, "%s: %s", peer, why);
 }
 
-void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st)
+void cli_run_conn_end(struct cli_conn *c, const xp_conn_stats *st)
 {
-	struct xp_run *r = c->run;
-	const struct xp_cli *cli = r->cli;
+	struct cli_run *r = c->run;
+	const struct cli_config *cli = r->cli;
 	int s;
 
 	if (c->ended)
@@ -415,15 +415,15 @@ void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st)
 		c->last = *c->st;
 	if (!c->last.end)
 		c->last.end = "closed";
-	xp_run_fix_peer(c, &c->last);
+	cli_run_fix_peer(c, &c->last);
 	if (cli->stats)
-		xp_cli_stats_line(cli, &c->last, c->last.end, c->last.seconds);
-	xp_log(1, "connection %s closed (%s)", c->last.peer[0] ? c->last.peer : "-", c->last.end);
-	s = xp_run_end_status(&c->last);
+		cli_stats_line(cli, &c->last, c->last.end, c->last.seconds);
+	cli_log(1, "connection %s closed (%s)", c->last.peer[0] ? c->last.peer : "-", c->last.end);
+	s = cli_run_end_status(&c->last);
 	if (s && !r->stopping && !r->status_set) {
 		report_end(c, r->single);
 		if (r->single)
-			xp_run_fail(r, s);
+			cli_run_fail(r, s);
 	}
 	c->st = NULL;
 	if (r->on_conn_end)
@@ -435,5 +435,5 @@ void xp_run_conn_end(struct xp_conn *c, const xp_conn_stats *st)
 		xp_transport_release(c->t);
 	free(c->cmd);
 	free(c);
-	xp_run_check_done(r);
+	cli_run_check_done(r);
 }

@@ -18,15 +18,15 @@
 
 #include "run.h"
 
-void xp_cli_one_way(const struct xp_cli *c, xp_relay_opts *ro, int to)
+void cli_one_way(const struct cli_config *c, xp_relay_opts *ro, int to)
 {
-	if (c->one_way == XP_CLI_SEND_ONLY)
+	if (c->one_way == CLI_SEND_ONLY)
 		ro->one_way = to == 0 ? XP_RELAY_1_TO_0 : XP_RELAY_0_TO_1;
-	else if (c->one_way == XP_CLI_RECV_ONLY)
+	else if (c->one_way == CLI_RECV_ONLY)
 		ro->one_way = to == 0 ? XP_RELAY_0_TO_1 : XP_RELAY_1_TO_0;
 }
 
-void xp_cli_stdio_session(xp_relay_opts *ro, int stdio_end, int shared)
+void cli_stdio_session(xp_relay_opts *ro, int stdio_end, int shared)
 {
 	if (shared || isatty(0))
 		ro->eof_ends |= 1u << (1 - stdio_end);

@@ -22,8 +22,8 @@ static void json_str(char *out, size_t size, const char *s)
 	out[o] = '\0';
 }
 
-void xp_cli_stats_line(const struct xp_cli *c, const xp_conn_stats *st, const char *end,
-		       double seconds)
+void cli_stats_line(const struct cli_config *c, const xp_conn_stats *st, const char *end,
+		    double seconds)
 {
 	const char *name = st->peer[0] ? st->peer : "-";
 	char peer[sizeof(st->peer) * 4 + 1];
@@ -32,7 +32,7 @@ void xp_cli_stats_line(const struct xp_cli *c, const xp_conn_stats *st, const ch
 	xp_escape_str(peer, sizeof(peer), name, strlen(name));
 	if (seconds < 0)
 		seconds = 0;
-	if (c->stats == XP_STATS_JSON) {
+	if (c->stats == CLI_STATS_JSON) {
 		char p[sizeof(peer) * 2 + 1];
 
 		json_str(p, sizeof(p), peer);

@@ -30,14 +30,14 @@
 
 static int saved_flags[2] = {-1, -1};
 
-void xp_cli_stdio_save(void)
+void cli_stdio_save(void)
 {
 	for (int i = 0; i < 2; i++)
 		if (saved_flags[i] < 0)
 			saved_flags[i] = fcntl(i, F_GETFL);
 }
 
-void xp_cli_stdio_restore(void)
+void cli_stdio_restore(void)
 {
 	for (int i = 0; i < 2; i++)
 		if (saved_flags[i] >= 0)
@@ -244,7 +244,7 @@ static void pipe_done(xp_future *fut, void *arg)
 	int err = xp_future_error(fut);
 
 	if (err && err != -ECANCELED) {
-		xp_err("%s: %s", w->what, xp_cli_strerror(err));
+		cli_err("%s: %s", w->what, cli_strerror(err));
 		xp_relay_fail_end(w->f.r, w->f.end, err);
 	}
 	xp_future_release(fut);
@@ -268,7 +268,7 @@ static int start_pipe(xp_loop *loop, xp_relay *r, int end, int writer, int fd, b
 	if (!fut) {
 		int err = -errno;
 
-		xp_err("%s: %s", w->what, xp_cli_strerror(err));
+		cli_err("%s: %s", w->what, cli_strerror(err));
 		close(fd);
 		free(w);
 		xp_relay_fail_end(r, end, err);
@@ -289,22 +289,22 @@ static int attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crl
 	return start_pipe(loop, r, end, 1, wfd, release, false);
 }
 
-int xp_cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)
+int cli_fd_attach(xp_loop *loop, xp_relay *r, int end, int rfd, int wfd, int crlf)
 {
 	return attach(loop, r, end, rfd, wfd, crlf, false);
 }
 
-int xp_cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf, int last)
+int cli_stdio_attach(xp_loop *loop, xp_relay *r, int end, int crlf, int last)
 {
 	int in, out;
 
-	xp_cli_stdio_save();
+	cli_stdio_save();
 	in = fcntl(0, F_DUPFD_CLOEXEC, 3);
 	out = fcntl(1, F_DUPFD_CLOEXEC, 3);
 	if (in < 0 || out < 0) {
 		int err = -errno;
 
-		xp_err("standard input/output: %s", strerror(errno));
+		cli_err("standard input/output: %s", strerror(errno));
 		if (in >= 0)
 			close(in);
 		if (out >= 0)

@@ -33,13 +33,13 @@
 
 #include "run.h"
 
-struct xp_dgpeer {
-	struct xp_dgpeer *next; /* all adapters, for xp_cli_udp_stop() */
-	xp_protocol dp, sp;	/* datagram side, pair side */
+struct cli_dgpeer {
+	struct cli_dgpeer *next; /* all adapters, for cli_udp_stop() */
+	xp_protocol dp, sp;	 /* datagram side, pair side */
 	xp_transport *dt, *st;
-	struct xp_run *run;
-	struct xp_dgsender *snd; /* a listener's sender: dt is not ours */
-	unsigned char *first;	 /* its first datagram, until st is made */
+	struct cli_run *run;
+	struct cli_dgsender *snd; /* a listener's sender: dt is not ours */
+	unsigned char *first;	  /* its first datagram, until st is made */
 	size_t first_len;
 	double linger;
 	xp_handle *timer;
@@ -49,7 +49,7 @@ struct xp_dgpeer {
 	int send_failed;    /* a datagram could not be sent: the relay ends */
 	int replies_held;   /* the listener's send queue is full */
 	int congested;	    /* the pair is full: the relay is behind */
-	unsigned long conn; /* the relay's connection (xp_run_conn_find) */
+	unsigned long conn; /* the relay's connection (cli_run_conn_find) */
 	int end;	    /* our end of that relay */
 	char name[300];	    /* "udp:HOST:PORT", "unixgram:PATH" */
 };
@@ -57,12 +57,12 @@ struct xp_dgpeer {
 /* The largest UDP payload over IPv4 (65535 - 8 - 20). */
 #define UDP_MAX 65507
 
-static struct xp_dgpeer *all;
+static struct cli_dgpeer *all;
 
-static void put(struct xp_dgpeer *u)
+static void put(struct cli_dgpeer *u)
 {
 	if (--u->refs == 0) {
-		struct xp_dgpeer **pu;
+		struct cli_dgpeer **pu;
 
 		if (u->timer)
 			xp_handle_cancel(u->timer);
@@ -72,7 +72,7 @@ static void put(struct xp_dgpeer *u)
 				break;
 			}
 		if (u->snd)
-			xp_cli_dgl_gone(u->snd);
+			cli_dgl_gone(u->snd);
 		free(u->first);
 		free(u);
 	}
@@ -82,7 +82,7 @@ static void put(struct xp_dgpeer *u)
 
 static void sp_made(xp_protocol *p, xp_transport *t)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	u->st = t;
 	/* Nothing queued behind a packet: a flush of several would send
@@ -101,13 +101,13 @@ static void sp_made(xp_protocol *p, xp_transport *t)
 		u->first = NULL;
 		if (u->replies_held)
 			xp_transport_pause_reading(t);
-		xp_cli_dgl_hold(u->snd, -1);
+		cli_dgl_hold(u->snd, -1);
 	} else if (!u->dt) {
 		xp_transport_pause_reading(t); /* until the socket exists */
 	}
 }
 
-static void linger_end(struct xp_dgpeer *u)
+static void linger_end(struct cli_dgpeer *u)
 {
 	if (u->dt && !u->snd)
 		xp_transport_close(u->dt);
@@ -118,37 +118,37 @@ static void linger_end(struct xp_dgpeer *u)
 /* The one failure line (the relay's stats end may be the other side, so
  * the adapter names itself), then the relay ends with the error: its
  * other end is closed as after an EOF, what it read is written out. */
-static void send_failed(struct xp_dgpeer *u, int err)
+static void send_failed(struct cli_dgpeer *u, int err)
 {
-	struct xp_run *r = u->run;
-	struct xp_conn *c;
+	struct cli_run *r = u->run;
+	struct cli_conn *c;
 
 	if (u->send_failed)
 		return;
 	u->send_failed = 1;
 	if (r->single && !r->status_set && !r->stopping) {
-		xp_err("%s: %s", u->name, xp_cli_strerror(err));
-		xp_run_fail(r, XP_EXIT_FAIL);
+		cli_err("%s: %s", u->name, cli_strerror(err));
+		cli_run_fail(r, CLI_EXIT_FAIL);
 	}
-	c = xp_run_conn_find(r, u->conn);
+	c = cli_run_conn_find(r, u->conn);
 	if (c && c->relay)
 		xp_relay_fail_end(c->relay, u->end, err);
 	linger_end(u);
 }
 
-void xp_cli_dgpeer_failed(struct xp_dgpeer *u, int err)
+void cli_dgpeer_failed(struct cli_dgpeer *u, int err)
 {
 	send_failed(u, err);
 }
 
 static int sp_data(xp_protocol *p, const void *data, size_t len)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 	const char *b = data;
 
 	while (len && (u->dt || u->snd) && !u->send_failed) {
 		size_t n = len < UDP_MAX ? len : UDP_MAX;
-		int err = u->snd ? xp_cli_dgl_sendto(u->snd, b, n)
+		int err = u->snd ? cli_dgl_sendto(u->snd, b, n)
 				 : xp_transport_sendto(u->dt, b, n, NULL, 0);
 
 		if (err < 0)
@@ -161,16 +161,16 @@ static int sp_data(xp_protocol *p, const void *data, size_t len)
 
 static int linger_cb(void *arg)
 {
-	struct xp_dgpeer *u = arg;
+	struct cli_dgpeer *u = arg;
 
 	u->timer = NULL;
 	linger_end(u);
 	return 0;
 }
 
-void xp_cli_udp_stop(struct xp_run *run)
+void cli_udp_stop(struct cli_run *run)
 {
-	for (struct xp_dgpeer *u = all; u; u = u->next)
+	for (struct cli_dgpeer *u = all; u; u = u->next)
 		if (u->run == run && u->ending) {
 			if (u->timer) {
 				xp_handle_cancel(u->timer);
@@ -182,7 +182,7 @@ void xp_cli_udp_stop(struct xp_run *run)
 
 static int sp_eof(xp_protocol *p)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	if (!u->ending) {
 		u->ending = 1;
@@ -201,34 +201,34 @@ static int sp_eof(xp_protocol *p)
  * its sender (dglisten.c). */
 static void sp_pause_writing(xp_protocol *p)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	u->congested = 1;
 	if (u->snd)
-		xp_cli_dgl_congested(u->snd, 1);
+		cli_dgl_congested(u->snd, 1);
 	else if (u->dt)
 		xp_transport_pause_reading(u->dt);
 }
 
 static void sp_resume_writing(xp_protocol *p)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	u->congested = 0;
 	if (u->snd)
-		xp_cli_dgl_congested(u->snd, 0);
+		cli_dgl_congested(u->snd, 0);
 	else if (u->dt)
 		xp_transport_resume_reading(u->dt);
 }
 
 static void sp_lost(xp_protocol *p, int err)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, sp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	u->st = NULL;
 	if (u->snd && u->congested) {
 		u->congested = 0;
-		xp_cli_dgl_congested(u->snd, 0);
+		cli_dgl_congested(u->snd, 0);
 	}
 	if (u->dt && !u->snd)
 		xp_transport_close(u->dt);
@@ -248,7 +248,7 @@ static const xp_protocol_ops sp_ops = {
 
 /* One datagram from the sender; -EAGAIN when the relay is behind (the
  * listener drops it or has paused, see dglisten.c). */
-int xp_cli_dgpeer_input(struct xp_dgpeer *u, const void *data, size_t len)
+int cli_dgpeer_input(struct cli_dgpeer *u, const void *data, size_t len)
 {
 	/* Past the other side's EOF too: those are the replies. */
 	if (u->send_failed || !len)
@@ -270,7 +270,7 @@ int xp_cli_dgpeer_input(struct xp_dgpeer *u, const void *data, size_t len)
 
 /* The listener's send queue is full (or has room again): stop (resume)
  * taking chunks from the relay. */
-void xp_cli_dgpeer_hold_replies(struct xp_dgpeer *u, int on)
+void cli_dgpeer_hold_replies(struct cli_dgpeer *u, int on)
 {
 	u->replies_held = on;
 	if (!u->st)
@@ -285,10 +285,10 @@ void xp_cli_dgpeer_hold_replies(struct xp_dgpeer *u, int on)
 
 static void dp_made(xp_protocol *p, xp_transport *t)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, dp);
 
 	u->dt = t;
-	xp_log(1, "%s ready", u->name);
+	cli_log(1, "%s ready", u->name);
 	if (u->st)
 		xp_transport_resume_reading(u->st);
 }
@@ -296,7 +296,7 @@ static void dp_made(xp_protocol *p, xp_transport *t)
 static int dp_datagram(xp_protocol *p, const void *data, size_t len, const struct sockaddr *sa,
 		       socklen_t alen)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, dp);
 
 	if (u->st)
 		xp_transport_write(u->st, data, len);
@@ -307,12 +307,12 @@ static int dp_datagram(xp_protocol *p, const void *data, size_t len, const struc
  * (ECONNREFUSED, reported on a later send or read). */
 static void dp_error(xp_protocol *p, int err)
 {
-	send_failed(XP_CONTAINER_OF(p, struct xp_dgpeer, dp), err);
+	send_failed(XP_CONTAINER_OF(p, struct cli_dgpeer, dp), err);
 }
 
 static void dp_pause_writing(xp_protocol *p)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, dp);
 
 	if (u->st)
 		xp_transport_pause_reading(u->st);
@@ -320,7 +320,7 @@ static void dp_pause_writing(xp_protocol *p)
 
 static void dp_resume_writing(xp_protocol *p)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, dp);
 
 	if (u->st && !u->send_failed)
 		xp_transport_resume_reading(u->st);
@@ -328,7 +328,7 @@ static void dp_resume_writing(xp_protocol *p)
 
 static void dp_lost(xp_protocol *p, int err)
 {
-	struct xp_dgpeer *u = XP_CONTAINER_OF(p, struct xp_dgpeer, dp);
+	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, dp);
 
 	u->dt = NULL;
 	if (u->st) {
@@ -351,12 +351,12 @@ static const xp_protocol_ops dp_ops = {
 
 static xp_protocol *dp_factory(void *arg)
 {
-	return &((struct xp_dgpeer *)arg)->dp;
+	return &((struct cli_dgpeer *)arg)->dp;
 }
 
 static xp_protocol *sp_factory(void *arg)
 {
-	return &((struct xp_dgpeer *)arg)->sp;
+	return &((struct cli_dgpeer *)arg)->sp;
 }
 
 struct rfact {
@@ -389,12 +389,12 @@ static void relay_side_done(xp_future *f, void *arg)
 
 static void dgram_done(xp_future *f, void *arg)
 {
-	struct xp_dgpeer *u = arg;
+	struct cli_dgpeer *u = arg;
 	int err = xp_future_error(f);
 
 	if (err) {
-		xp_err("%s: %s", u->name, xp_cli_strerror(err));
-		xp_run_fail(u->run, xp_cli_connect_status(err));
+		cli_err("%s: %s", u->name, cli_strerror(err));
+		cli_run_fail(u->run, cli_connect_status(err));
 		/* The datagram side will never come; the pair side (made or
 		 * still to come) is aborted and drops the last reference. */
 		u->failed = 1;
@@ -407,12 +407,12 @@ static void dgram_done(xp_future *f, void *arg)
 
 /* The adapter and its socket pair, the relay's end on one side of it;
  * refs: 1 for the pair side, 1 more for a socket of our own. */
-static struct xp_dgpeer *adapter_new(struct xp_run *run, xp_relay *r, int end, int refs,
-				     const char *name, double linger)
+static struct cli_dgpeer *adapter_new(struct cli_run *run, xp_relay *r, int end, int refs,
+				      const char *name, double linger)
 {
-	struct xp_dgpeer *u = calloc(1, sizeof(*u));
+	struct cli_dgpeer *u = calloc(1, sizeof(*u));
 	struct rfact *rf = calloc(1, sizeof(*rf));
-	struct xp_conn *c;
+	struct cli_conn *c;
 	xp_future *f1, *f2;
 	int sv[2];
 
@@ -428,7 +428,7 @@ static struct xp_dgpeer *adapter_new(struct xp_run *run, xp_relay *r, int end, i
 	u->linger = linger;
 	u->refs = refs;
 	u->end = end;
-	if ((c = xp_run_conn_of_relay(run, r)) != NULL)
+	if ((c = cli_run_conn_of_relay(run, r)) != NULL)
 		u->conn = c->id;
 	u->next = all;
 	all = u;
@@ -444,42 +444,42 @@ static struct xp_dgpeer *adapter_new(struct xp_run *run, xp_relay *r, int end, i
 	return u;
 }
 
-struct xp_dgpeer *xp_cli_dgpeer_session(struct xp_run *run, xp_relay *r, int end,
-					struct xp_dgsender *snd, const char *name, double linger)
+struct cli_dgpeer *cli_dgpeer_session(struct cli_run *run, xp_relay *r, int end,
+				      struct cli_dgsender *snd, const char *name, double linger)
 {
-	struct xp_dgpeer *u = adapter_new(run, r, end, 1, name, linger);
+	struct cli_dgpeer *u = adapter_new(run, r, end, 1, name, linger);
 
 	if (u)
 		u->snd = snd;
 	return u;
 }
 
-static void attach(struct xp_run *run, struct xp_dgpeer *u, const xp_datagram_opts *o)
+static void attach(struct cli_run *run, struct cli_dgpeer *u, const xp_datagram_opts *o)
 {
 	xp_future *f = xp_create_datagram_endpoint(run->loop, dp_factory, u, o);
 
 	if (f) {
 		xp_future_add_done_callback(f, dgram_done, u);
 	} else {
-		xp_err("%s: %s", u->name, strerror(errno));
-		xp_run_fail(run, XP_EXIT_FAIL);
+		cli_err("%s: %s", u->name, strerror(errno));
+		cli_run_fail(run, CLI_EXIT_FAIL);
 	}
 }
 
-int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
-		      double linger)
+int cli_udp_attach(struct cli_run *run, xp_relay *r, int end, const struct cli_addr *a,
+		   double linger)
 {
 	char name[300], addr[280];
-	struct xp_dgpeer *u;
+	struct cli_dgpeer *u;
 	xp_datagram_opts o;
 
-	xp_cli_conn_name(run->cli, a, addr, sizeof(addr));
+	cli_conn_name(run->cli, a, addr, sizeof(addr));
 	snprintf(name, sizeof(name), "udp:%s", addr);
 	u = adapter_new(run, r, end, 2, name, linger);
 	if (!u)
 		return -ENOMEM;
 	memset(&o, 0, sizeof(o));
-	o.remote_host = xp_cli_client_host(a, run->cli->family);
+	o.remote_host = cli_client_host(a, run->cli->family);
 	o.remote_port = a->port;
 	o.family = run->cli->family;
 	if (run->cli->has_source) {
@@ -493,13 +493,13 @@ int xp_cli_udp_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_
 
 /* A socket with an address of its own (an abstract one the kernel picks)
  * so that replies can come back, connected to the peer; the fd or -errno. */
-static int unixgram_socket(const struct xp_cli_addr *a)
+static int unixgram_socket(const struct cli_addr *a)
 {
 	struct sockaddr_un self = {.sun_family = AF_UNIX};
 	xp_sockaddr peer;
 	int fd, err;
 
-	if (xp_cli_unix_sockaddr(a, &peer) < 0)
+	if (cli_unix_sockaddr(a, &peer) < 0)
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -513,22 +513,22 @@ static int unixgram_socket(const struct xp_cli_addr *a)
 	return fd;
 }
 
-int xp_cli_unixgram_attach(struct xp_run *run, xp_relay *r, int end, const struct xp_cli_addr *a,
-			   double linger)
+int cli_unixgram_attach(struct cli_run *run, xp_relay *r, int end, const struct cli_addr *a,
+			double linger)
 {
 	char name[300];
-	struct xp_dgpeer *u;
+	struct cli_dgpeer *u;
 	xp_datagram_opts o;
 	int fd;
 
-	snprintf(name, sizeof(name), "unixgram:%s%s", a->kind == XP_ADDR_UNIX_ABSTRACT ? "@" : "",
+	snprintf(name, sizeof(name), "unixgram:%s%s", a->kind == CLI_ADDR_UNIX_ABSTRACT ? "@" : "",
 		 a->path);
 	fd = unixgram_socket(a);
 	if (fd < 0) {
-		xp_err("connect %s: %s", name, xp_cli_strerror(fd));
+		cli_err("connect %s: %s", name, cli_strerror(fd));
 		/* A path that is a stream socket: nothing to connect to. */
-		xp_run_fail(run,
-			    fd == -EPROTOTYPE ? XP_EXIT_UNAVAILABLE : xp_cli_connect_status(fd));
+		cli_run_fail(run,
+			     fd == -EPROTOTYPE ? CLI_EXIT_UNAVAILABLE : cli_connect_status(fd));
 		xp_relay_fail_end(r, end, fd);
 		return fd;
 	}

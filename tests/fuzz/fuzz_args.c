@@ -27,21 +27,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_addr(const struct xp_cli_addr *a)
+static void check_addr(const struct cli_addr *a)
 {
 	char buf[512], small[8];
 
 	FZ_CHECK(memchr(a->host, 0, sizeof(a->host)));
 	FZ_CHECK(memchr(a->port, 0, sizeof(a->port)));
 	FZ_CHECK(memchr(a->path, 0, sizeof(a->path)));
-	xp_cli_addr_str(a, 0, buf, sizeof(buf));
-	xp_cli_addr_str(a, 1, buf, sizeof(buf));
-	xp_cli_addr_str(a, 1, small, sizeof(small));
+	cli_addr_str(a, 0, buf, sizeof(buf));
+	cli_addr_str(a, 1, buf, sizeof(buf));
+	cli_addr_str(a, 1, small, sizeof(small));
 	FZ_CHECK(strlen(small) < sizeof(small));
 }
 
 /* The --allow/--deny rules against a few peers of every family. */
-static void check_rules(const struct xp_cli *c)
+static void check_rules(const struct cli_config *c)
 {
 	struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
 	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
@@ -49,18 +49,18 @@ static void check_rules(const struct xp_cli *c)
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 
 	inet_pton(AF_INET6, "::ffff:10.1.2.3", &mapped.sin6_addr);
-	FZ_CHECK(c->n_rules <= XP_CLI_MAX_RULES);
+	FZ_CHECK(c->n_rules <= CLI_MAX_RULES);
 	for (unsigned i = 0; i < c->n_rules; i++)
 		FZ_CHECK(c->rules[i].prefix <= (c->rules[i].family == AF_INET ? 32u : 128u));
-	xp_cli_peer_allowed(c, (struct sockaddr *)&v4, sizeof(v4));
-	xp_cli_peer_allowed(c, (struct sockaddr *)&v6, sizeof(v6));
-	xp_cli_peer_allowed(c, (struct sockaddr *)&mapped, sizeof(mapped));
-	FZ_CHECK(xp_cli_peer_allowed(c, (struct sockaddr *)&un, sizeof(un)) == 1);
+	cli_peer_allowed(c, (struct sockaddr *)&v4, sizeof(v4));
+	cli_peer_allowed(c, (struct sockaddr *)&v6, sizeof(v6));
+	cli_peer_allowed(c, (struct sockaddr *)&mapped, sizeof(mapped));
+	FZ_CHECK(cli_peer_allowed(c, (struct sockaddr *)&un, sizeof(un)) == 1);
 }
 
-static void check_parsed(const struct xp_cli *c, int argc, char **argv)
+static void check_parsed(const struct cli_config *c, int argc, char **argv)
 {
-	FZ_CHECK(c->command > XP_CMD_NONE && c->command < XP_CMD_COUNT);
+	FZ_CHECK(c->command > CLI_CMD_NONE && c->command < CLI_CMD_COUNT);
 	FZ_CHECK(c->read_size > 0);
 	FZ_CHECK(c->low_water <= c->high_water);
 	check_addr(&c->addr);
@@ -75,12 +75,12 @@ static void check_parsed(const struct xp_cli *c, int argc, char **argv)
 		FZ_CHECK(c->cmd_argv > argv && c->cmd_argv + c->cmd_argc < argv + argc + 1);
 		FZ_CHECK(c->cmd_argv[c->cmd_argc] == NULL);
 	}
-	xp_cli_print_config(devnull, c);
+	cli_print_config(devnull, c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct xp_cli cli; /* large, like main()'s */
+	static struct cli_config cli; /* large, like main()'s */
 	char *buf = malloc(size + 1), *argv[MAX_ARGS + 1], err[512];
 	int argc = 0, rc;
 	size_t i = 0;
@@ -97,22 +97,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	argv[argc] = NULL;
 
 	memset(err, 'x', sizeof(err));
-	rc = xp_cli_parse(argc, argv, &cli, err, sizeof(err));
+	rc = cli_parse(argc, argv, &cli, err, sizeof(err));
 	switch (rc) {
-	case XP_CLI_OK:
-	case XP_CLI_PARSED:
+	case CLI_OK:
+	case CLI_PARSED:
 		check_parsed(&cli, argc, argv);
 		break;
-	case XP_CLI_HELP:
-		FZ_CHECK(cli.command >= XP_CMD_NONE && cli.command < XP_CMD_COUNT);
-		xp_cli_usage(devnull, cli.command);
+	case CLI_HELP:
+		FZ_CHECK(cli.command >= CLI_CMD_NONE && cli.command < CLI_CMD_COUNT);
+		cli_usage(devnull, cli.command);
 		break;
-	case XP_CLI_VERSION:
+	case CLI_VERSION:
 		break;
-	case XP_CLI_DUMP:
-		xp_cli_dump_options(devnull);
+	case CLI_DUMP:
+		cli_dump_options(devnull);
 		break;
-	case XP_CLI_USAGE:
+	case CLI_USAGE:
 		FZ_CHECK(memchr(err, 0, sizeof(err)));
 		FZ_CHECK(err[0] != '\0');
 		break;

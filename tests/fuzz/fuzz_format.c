@@ -43,7 +43,7 @@ static void run_hexdump(void *arg)
 {
 	struct hex_args *a = arg;
 
-	xp_cli_hexdump(a->dir, a->data, a->len);
+	cli_hexdump(a->dir, a->data, a->len);
 }
 
 /* `D N bytes`, then per 16 bytes `OFFSET  hh hh ...  |text|`. */
@@ -98,7 +98,7 @@ static void fuzz_hexdump(struct fz_in *in)
 /* ---- stats -------------------------------------------------------------- */
 
 struct stats_args {
-	struct xp_cli cli;
+	struct cli_config cli;
 	xp_conn_stats st;
 	const char *end;
 	double seconds;
@@ -108,7 +108,7 @@ static void run_stats(void *arg)
 {
 	struct stats_args *a = arg;
 
-	xp_cli_stats_line(&a->cli, &a->st, a->end, a->seconds);
+	cli_stats_line(&a->cli, &a->st, a->end, a->seconds);
 }
 
 static unsigned hexval(char c)
@@ -167,7 +167,7 @@ static void fuzz_stats(struct fz_in *in)
 	size_t n, len;
 	char *text;
 
-	a.cli.stats = flags & 1 ? XP_STATS_JSON : XP_STATS_TEXT;
+	a.cli.stats = flags & 1 ? CLI_STATS_JSON : CLI_STATS_TEXT;
 	a.end = ends[(flags >> 1) % 6];
 	a.st.sent = (uint64_t)fz_u16(in) << 48 | (uint64_t)fz_u16(in) << 16 | fz_u16(in);
 	a.st.received = (uint64_t)fz_u16(in) << 32 | fz_u16(in);
@@ -177,7 +177,7 @@ static void fuzz_stats(struct fz_in *in)
 	a.st.peer[n] = '\0';
 	text = capture(run_stats, &a, &len);
 	FZ_CHECK(text && len > 0);
-	if (a.cli.stats == XP_STATS_JSON)
+	if (a.cli.stats == CLI_STATS_JSON)
 		check_json(&a, text, len);
 	else
 		FZ_CHECK(!strncmp(text, "xport: stats ", 13) && text[len - 1] == '\n');
@@ -190,7 +190,7 @@ static void fuzz_stats(struct fz_in *in)
 
 static void fuzz_sockaddr(struct fz_in *in)
 {
-	static struct xp_cli cli = {
+	static struct cli_config cli = {
 	    .n_rules = 2,
 	    .rules = {{.family = AF_INET, .addr = {10}, .prefix = 8, .allow = 1},
 		      {.family = AF_INET6, .prefix = 0, .allow = 0}}};
@@ -220,10 +220,10 @@ static void fuzz_sockaddr(struct fz_in *in)
 		FZ_CHECK(rc == rc_big);
 	}
 	if (size) {
-		xp_cli_sockaddr_str(sa, (socklen_t)len, buf, size);
+		cli_sockaddr_str(sa, (socklen_t)len, buf, size);
 		FZ_CHECK(memchr(buf, 0, size));
 	}
-	xp_cli_peer_allowed(&cli, sa, (socklen_t)len);
+	cli_peer_allowed(&cli, sa, (socklen_t)len);
 	free(sa);
 	free(buf);
 }
