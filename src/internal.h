@@ -98,6 +98,9 @@ void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *
 /* A scratch buffer for reads (shared by all transports of the loop; its
  * contents are only valid until the next read).  *len >= 256 KiB. */
 void *xp__loop_read_buffer(xp_loop *loop, size_t *len);
+/* A second such buffer, for TLS plaintext: TLS decrypts from the read
+ * buffer in place, so it cannot decrypt into it. */
+void *xp__loop_plain_buffer(xp_loop *loop, size_t *len);
 /* call_soon whose arg is freed with dtor if the callback never runs
  * (cancelled, or the loop closed first). */
 xp_handle *xp__call_soon_owned(xp_loop *loop, xp_callback cb, void *arg, void (*dtor)(void *));

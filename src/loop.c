@@ -700,8 +700,10 @@ int xp_loop_close(xp_loop *loop)
 	loop->backend = NULL;
 	free(loop->heap);
 	loop->heap = NULL;
-	free(loop->rbuf);
-	loop->rbuf = NULL;
+	for (int i = 0; i < 2; i++) {
+		free(loop->rbuf[i]);
+		loop->rbuf[i] = NULL;
+	}
 	if (running_loop == loop)
 		running_loop = NULL;
 	return 0;
@@ -790,15 +792,25 @@ void xp__loop_report(xp_loop *loop, const char *message, int err, xp_transport *
 	xp_loop_call_exception_handler(loop, &ctx);
 }
 
-void *xp__loop_read_buffer(xp_loop *loop, size_t *len)
+static void *read_buffer(xp_loop *loop, int i, size_t *len)
 {
-	if (!loop->rbuf) {
-		loop->rbuf = malloc(XP_READ_BUFFER_SIZE);
-		if (!loop->rbuf)
+	if (!loop->rbuf[i]) {
+		loop->rbuf[i] = malloc(XP_READ_BUFFER_SIZE);
+		if (!loop->rbuf[i])
 			return NULL;
 	}
 	*len = XP_READ_BUFFER_SIZE;
-	return loop->rbuf;
+	return loop->rbuf[i];
+}
+
+void *xp__loop_read_buffer(xp_loop *loop, size_t *len)
+{
+	return read_buffer(loop, 0, len);
+}
+
+void *xp__loop_plain_buffer(xp_loop *loop, size_t *len)
+{
+	return read_buffer(loop, 1, len);
 }
 
 void xp__loop_track(xp_loop *loop, struct xp_tracked *tr)

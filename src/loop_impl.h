@@ -73,7 +73,7 @@ struct xp_loop {
 	xp_exception_handler exc_handler;
 	void *exc_arg;
 
-	void *rbuf; /* shared read buffer, XP_READ_BUFFER_SIZE */
+	void *rbuf[2]; /* shared read and plaintext buffers, XP_READ_BUFFER_SIZE */
 
 	struct xp_executor *executor;
 	struct xp_signals *signals;

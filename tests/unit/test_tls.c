@@ -765,6 +765,53 @@ TEST(tls_16mib_byte_exact_both_directions)
 	fx_free(&f);
 }
 
+/* TLS inside TLS (a TLS connection through a TLS proxy): the inner layer's
+ * ciphertext is the outer layer's plaintext, so it arrives in the buffer
+ * the inner layer decrypts into.  Every byte must still come out intact. */
+TEST(tls_over_tls_byte_exact_both_directions)
+{
+	struct fx f;
+	size_t n = big_size() / 4;
+	unsigned char *up = pattern(n, 3), *down = pattern(n, 4);
+	fx_init(&f);
+	fx_serve(&f);
+	REQUIRE(fx_connect(&f) == 0);
+	REQUIRE(rec_run_until(f.loop, cond_srv_made, &f, 5));
+	struct rec *cin = rec_new(&rec_stream_ops, f.loop), *sin = rec_new(&rec_stream_ops, f.loop);
+	xp_future *sf = xp_start_tls(f.loop, f.srv[0]->t, &sin->base, f.sctx, 1, NULL, 0);
+	xp_future *cf = xp_start_tls(f.loop, f.ct, &cin->base, f.cctx, 0, "localhost", 0);
+	REQUIRE(sf && cf);
+	REQUIRE(xp_loop_run_until_complete(f.loop, cf) == 0);
+	REQUIRE(xp_loop_run_until_complete(f.loop, sf) == 0);
+	xp_transport *ct = xp_future_result(cf), *st = xp_future_result(sf);
+	CHECK_EQ(xp_transport_write(ct, up, n), 0);
+	CHECK_EQ(xp_transport_write(st, down, n), 0);
+	wait_bytes(&f, sin, n, 60);
+	wait_bytes(&f, cin, n, 60);
+	CHECK_EQ(sin->inlen, n);
+	CHECK_EQ(cin->inlen, n);
+	if (sin->inlen == n)
+		CHECK_MEM(sin->in, up, n);
+	if (cin->inlen == n)
+		CHECK_MEM(cin->in, down, n);
+	CHECK_EQ(sin->nlost + cin->nlost, 0);
+	/* the outer protocols hear nothing after the upgrade */
+	CHECK_EQ(f.cli->inlen + f.srv[0]->inlen, 0);
+	xp_transport_close(ct);
+	rec_run_until(f.loop, rec_cond_lost, sin, 10);
+	rec_run_until(f.loop, rec_cond_lost, cin, 10);
+	CHECK(strstr(sin->log, "lost:0") != NULL);
+	/* the outer transports went with the inner ones */
+	f.cli->t = f.srv[0]->t = NULL;
+	xp_future_release(sf);
+	xp_future_release(cf);
+	rec_free(cin);
+	rec_free(sin);
+	free(up);
+	free(down);
+	fx_free(&f);
+}
+
 /* Counts TLS 1.3 KeyUpdate messages sent (write_p 1) and received (0). */
 static int key_updates[2];
 static void count_key_update(int write_p, int version, int content_type, const void *buf,
