@@ -141,7 +141,8 @@ tls_bench() { # tls_bench DEFAULT_TARGETS DEFAULT_REPEAT DEFAULT_HS_SECS
 	local repeat=${XP_TLS_REPEAT:-${XP_BENCH_REPEAT:-$2}}
 	local targets=${XP_TLS_TARGETS:-$1} hs_secs=${XP_TLS_HS_SECS:-$3}
 	local cases=${XP_TLS_CASES:-bulk-ecdsa-aes256 bulk-rsa-aes256 hs-ecdsa hs-rsa}
-	local raw=$OUT/tls-$(date +%Y%m%d-%H%M%S) harn=("$PY" "$tdir/tlsperf.py") rt=()
+	local raw harn=("$PY" "$tdir/tlsperf.py") rt=()
+	raw=$OUT/tls-$(date +%Y%m%d-%H%M%S)
 	[[ -r $tdir/tlsperf.py ]] || { echo "bench: $tdir/tlsperf.py not found"; return 1; }
 	mkdir -p "$work" "$raw"
 	tls_build "$tdir" "$work" || return 1
@@ -164,6 +165,7 @@ tls_bench() { # tls_bench DEFAULT_TARGETS DEFAULT_REPEAT DEFAULT_HS_SECS
 		hs-rsa) args=(hs --cert rsa -c 10 -t "$hs_secs" -w 1 --targets "$hs_targets") ;;
 		*) echo "bench: unknown XP_TLS_CASES entry $c"; return 1 ;;
 		esac
+		[[ $c == hs-* && -z $hs_targets ]] && continue
 		echo "tls $c: loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$log"
 		"${harn[@]}" "${args[@]}" -r "$repeat" "${rt[@]}" --xport "$X" \
 			--bin "$work" --certdir "$work/certs" --label "$c" \
