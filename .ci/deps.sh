@@ -11,7 +11,7 @@ pkgs=(gcc make pkg-config libssl-dev libreadline-dev bats valgrind python3
       socat ncat openssl tmux procps zsh fish groff-base clang-format)
 case "${1:-}" in
 "") ;;
-bench) pkgs+=(python3-uvloop socat ncat) ;;
+bench) pkgs+=(python3-uvloop socat ncat stunnel4 haproxy nginx libnginx-mod-stream) ;;
 fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 *) echo "usage: $0 [bench|fuzz]" >&2; exit 64 ;;
 esac
@@ -37,6 +37,11 @@ if [[ $(id -u) -eq 0 ]]; then
 	echo "deps.sh: installing ${missing[*]}" >&2
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	# The TLS bench starts its own nginx/haproxy/stunnel per run; the
+	# services the packages start would only compete for the two cores.
+	if [[ ${1:-} == bench ]] && command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now nginx haproxy stunnel4 >/dev/null 2>&1 || true
+	fi
 else
 	echo "deps.sh: missing packages; run:" >&2
 	echo "sudo apt-get install ${missing[*]}" >&2
