@@ -12,7 +12,9 @@
 #                                     5 s handshake windows: about 2 minutes
 #
 # Environment: XP_BENCH_REPEAT (repeats, default 3), XP_BENCH_SECS (window
-# of echo/udp/connect, default 2).  The tls sections (../shared/bench/tls,
+# of echo/udp/connect, default 2), XP_BENCH_BASE (another xport binary, e.g.
+# a build of the previous commit: its rows appear as "base" beside xport in
+# the echo, relay, udp and connect sections, measured in the same run).  The tls sections (../shared/bench/tls,
 # the terminator on CPU 1, client and backend on CPU 0):
 #   XP_TLS_REPEAT   repeats (default XP_BENCH_REPEAT if set, else 5)
 #   XP_TLS_TARGETS  comma list of ref_c xport xport_srv nginx haproxy
@@ -53,6 +55,13 @@ REF=$top/$B/bench
 PYECHO="$PY $BENCH/ref/py_echo.py"
 
 bench() { "$BENCH/run" -r "$REPEAT" --out "$log" -q "$@"; }
+BASEX=${XP_BENCH_BASE:-}
+[[ -z $BASEX || -x $BASEX ]] || { echo "bench: XP_BENCH_BASE=$BASEX is not a program"; exit 1; }
+# xt ARGS: the xport target, and the same for the baseline binary if given.
+xt() {
+	XT=(-t "xport=$X $*")
+	[[ -z $BASEX ]] || XT+=(-t "base=$BASEX $*")
+}
 section() { printf '\n### %s\n\n' "$*" | tee -a "$log"; }
 
 want() {
@@ -64,8 +73,8 @@ if want echo; then
 	for w in "1k 10" "10k 10" "100k 10" "1k 100"; do
 		set -- $w
 		section "echo $1 x $2 connections"
-		bench -b xport \
-			-t xport="$X -q tcp-server 127.0.0.1:{port} --proto echo" \
+		xt "-q tcp-server 127.0.0.1:{port} --proto echo"
+		bench -b xport "${XT[@]}" \
 			-t c_ref="$REF/c_echo {port}" \
 			-t uvloop="$PYECHO {port} --uvloop" \
 			-t asyncio="$PYECHO {port}" \
@@ -77,16 +86,16 @@ fi
 
 if want relay; then
 	section "relay 2 GiB one way"
-	bench -b xport \
-		-t xport="$X -q pipe tcp-listen:127.0.0.1:{port} tcp:127.0.0.1:{sink}" \
+	xt "-q pipe tcp-listen:127.0.0.1:{port} tcp:127.0.0.1:{sink}"
+	bench -b xport "${XT[@]}" \
 		-t c_rw="$REF/relay_rw {port} 127.0.0.1 {sink}" \
 		-t c_splice="$REF/relay_splice {port} 127.0.0.1 {sink}" \
 		-t socat="socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr TCP:127.0.0.1:{sink}" \
 		-t socat_b128k="socat -b 131072 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr TCP:127.0.0.1:{sink}" \
 		relay -n 2g
 	section "relay 1 GiB both ways at once"
-	bench -b xport \
-		-t xport="$X -q pipe tcp-listen:127.0.0.1:{port} tcp:127.0.0.1:{sink}" \
+	xt "-q pipe tcp-listen:127.0.0.1:{port} tcp:127.0.0.1:{sink}"
+	bench -b xport "${XT[@]}" \
 		-t c_rw="$REF/relay_rw {port} 127.0.0.1 {sink}" \
 		-t socat="socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr TCP:127.0.0.1:{sink}" \
 		-t socat_b128k="socat -b 131072 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr TCP:127.0.0.1:{sink}" \
@@ -97,8 +106,8 @@ if want udp; then
 	for w in "64 10" "1k 10" "64 100" "1k 100"; do
 		set -- $w
 		section "udp echo $1 B x $2 flows"
-		bench -b xport \
-			-t xport="$X -q udp-echo 127.0.0.1:{port}" \
+		xt "-q udp-echo 127.0.0.1:{port}"
+		bench -b xport "${XT[@]}" \
 			-t c_ref="$REF/udp_echo {port} 127.0.0.1 64" \
 			-t uvloop="$PYECHO {port} --udp --uvloop" \
 			-t asyncio="$PYECHO {port} --udp" \
@@ -109,8 +118,8 @@ fi
 
 if want connect; then
 	section "connection rate, 1-byte echo, 10 loops, --linger0"
-	bench -b xport \
-		-t xport="$X -q tcp-server 127.0.0.1:{port} --proto echo" \
+	xt "-q tcp-server 127.0.0.1:{port} --proto echo"
+	bench -b xport "${XT[@]}" \
 		-t c_ref="$REF/c_echo {port}" \
 		-t uvloop="$PYECHO {port} --uvloop" \
 		connect -c 10 -t "$SECS" --linger0
