@@ -87,6 +87,13 @@ xp_tls_ctx *xp_tls_ctx_new(int server_side)
 		SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select, c);
 		/* Needed for session resumption when clients are verified. */
 		SSL_CTX_set_session_id_context(c->ssl_ctx, (const unsigned char *)"xport", 5);
+		/* One TLS 1.3 ticket per full handshake, not OpenSSL's two (as
+		 * Go's crypto/tls): every resumption brings a fresh one, so a
+		 * client that reconnects in turn never runs out, and a full
+		 * handshake saves the second ticket's session encoding, key
+		 * derivation and encryption.  A client that opens parallel
+		 * connections resumes one of them. */
+		SSL_CTX_set_num_tickets(c->ssl_ctx, 1);
 	} else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
 		ERR_clear_error(); /* no system store: verification fails later */
 	}

@@ -98,6 +98,19 @@ fp_of() {
 	grep -q 'ALPN protocol: http/1.1' "$T/o"
 }
 
+@test "TLS 1.3 servers issue one session ticket, and it resumes" {
+	bg_xport s tcp-server -k --tls --cert "$T/cert.pem" --key "$T/key.pem" --proto echo 127.0.0.1:0
+	wait_ready s
+	(echo one; sleep 1) | timeout 5 openssl s_client -msg -connect "127.0.0.1:$PORT" \
+		-sess_out "$T/sess" >"$T/o1" 2>&1 || true
+	grep -q '^one$' "$T/o1"
+	[ "$(grep -c '<<< TLS 1.3, Handshake.*NewSessionTicket' "$T/o1")" -eq 1 ]
+	(echo two; sleep 1) | timeout 5 openssl s_client -connect "127.0.0.1:$PORT" \
+		-sess_in "$T/sess" >"$T/o2" 2>&1 || true
+	grep -q '^Reused, TLSv1.3' "$T/o2"
+	grep -q '^two$' "$T/o2"
+}
+
 @test "openssl s_server and s_client interoperate" {
 	bg_xport s tcp-server --tls --cert "$T/cert.pem" --key "$T/key.pem" --proto echo 127.0.0.1:0
 	wait_ready s
