@@ -908,6 +908,9 @@ static int tls_setup_ssl(struct tls *s, int server_side, const char *hostname)
 static void raw_limits(xp_transport *raw)
 {
 	xp_transport_set_write_buffer_limits(raw, 0, 0);
+	/* Only we read raw: take what is there, up to the loop's buffer,
+	 * in one call (the app's read size applies to the plaintext). */
+	xp_transport_set_read_size(raw, (size_t)1 << 30);
 }
 
 /* A failed future; a fresh raw transport is ours to dispose of. */
