@@ -841,11 +841,7 @@ xp_future *xp_create_datagram_endpoint(xp_loop *loop, xp_protocol_factory factor
 	xp_future *fut;
 	int err;
 
-	if (!loop || !factory) {
-		errno = EINVAL;
-		return NULL;
-	}
-	fut = xp_future_new(loop);
+	fut = xp__future_begin(loop, factory != NULL);
 	if (!fut)
 		return NULL;
 	c = calloc(1, sizeof(*c));
