@@ -4,8 +4,8 @@
  * (src/proto/) and the library's internals: everything else they use is
  * the public API of xport.h.  A byte queue for their own buffering
  * (wbuf.h), kernel-side forwarding between two stream transports, the
- * non-blocking resolver and ordered connects (proxy servers), and HTTP
- * reason phrases, and an intrusive list (list.h).  Protocols include
+ * non-blocking resolver and ordered connects (proxy servers), retained
+ * one-shot timers, HTTP reason phrases, and an intrusive list (list.h).  Protocols include
  * this, never internal.h.
  */
 #ifndef XP_PROTO_IFACE_H
@@ -43,6 +43,13 @@ size_t xp__connect_interleave(const struct addrinfo *ai, xp_sockaddr *out, size_
 xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *arg,
 			     const xp_sockaddr *addrs, size_t n, const char *host,
 			     const xp_connect_opts *opts);
+
+/* A retained one-shot timer (loop.c), for the protocols and the transports
+ * alike.  xp__timer_cancel cancels and releases it and clears *h; it does
+ * nothing when *h is NULL, so it also serves a timer that already fired
+ * and was cleared by its callback. */
+xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg);
+void xp__timer_cancel(xp_handle **h);
 
 /* Standard reason phrase of an HTTP status, or NULL. */
 const char *xp__http_reason(int status);

@@ -71,15 +71,6 @@ static void pxc_unref(struct pxc *c)
 	free(c);
 }
 
-static void cancel_deadline(struct pxc *c)
-{
-	if (c->deadline) {
-		xp_handle_cancel(c->deadline);
-		xp_handle_release(c->deadline);
-		c->deadline = NULL;
-	}
-}
-
 /* Stop everything and fail the caller's future (unless err is 0 or it is
  * done); the work's reference goes. */
 static void pxc_finish(struct pxc *c, int err)
@@ -87,7 +78,7 @@ static void pxc_finish(struct pxc *c, int err)
 	if (c->finished)
 		return;
 	c->finished = true;
-	cancel_deadline(c);
+	xp__timer_cancel(&c->deadline);
 	if (c->leg && !xp_future_done(c->leg))
 		xp_future_cancel(c->leg);
 	/* A proxy that answered gets a clean close; one that did not, a
@@ -428,7 +419,7 @@ static void tunnel_up(struct pxc *c)
 	 * happens to t: the next protocol, if any, is set below. */
 	xp_transport_set_protocol(t, NULL);
 	xp_transport_pause_reading(t);
-	cancel_deadline(c);
+	xp__timer_cancel(&c->deadline);
 	if (xp_future_done(c->user))
 		xp_transport_abort(t); /* cancelled meanwhile */
 	else if (c->opts.tls)
@@ -662,7 +653,7 @@ xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *a
 	xp_future_add_done_callback(c->user, user_done, c);
 	if (opts->timeout > 0) {
 		c->deadline_at = xp_loop_time(loop) + opts->timeout;
-		c->deadline = xp_handle_retain(xp_call_later(loop, opts->timeout, deadline_cb, c));
+		c->deadline = xp__timer_start(loop, opts->timeout, deadline_cb, c);
 	}
 	leg.proxy = NULL;
 	leg.tls = NULL;
