@@ -172,10 +172,5 @@ static const struct xp__tunnel_kind http_kind = {
 
 xp_protocol *xp_http_proxy_new(xp_loop *loop, const xp_proxy_server_opts *opts)
 {
-	if (opts && ((opts->user && strlen(opts->user) > 255) ||
-		     (opts->password && strlen(opts->password) > 255))) {
-		errno = EINVAL;
-		return NULL;
-	}
 	return xp__tunnel_new(loop, opts, &http_kind);
 }

@@ -321,12 +321,20 @@ static int dup_str(char **dst, const char *src)
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* RFC 1929 carries each credential behind a length byte; the HTTP proxy
+ * keeps the same limit so both servers accept the same options. */
+static bool credential_ok(const char *s)
+{
+	return !s || strlen(s) <= 255;
+}
+
 xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
 			    const struct xp__tunnel_kind *kind)
 {
 	struct xp__tunnel *tn;
 
-	if (!loop || !o || !o->user != !o->password || o->connect.tls || o->connect.proxy ||
+	if (!loop || !o || !o->user != !o->password || !credential_ok(o->user) ||
+	    !credential_ok(o->password) || o->connect.tls || o->connect.proxy ||
 	    o->connect.use_sock || o->connect.local_addrlen > sizeof(tn->local.u)) {
 		errno = EINVAL;
 		return NULL;
