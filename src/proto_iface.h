@@ -5,8 +5,8 @@
  * the public API of xport.h.  A byte queue for their own buffering
  * (wbuf.h), kernel-side forwarding between two stream transports, the
  * non-blocking resolver and ordered connects (proxy servers), retained
- * one-shot timers, HTTP reason phrases, and an intrusive list (list.h).  Protocols include
- * this, never internal.h.
+ * one-shot timers, HTTP reason phrases and head lengths, and an intrusive
+ * list (list.h).  Protocols include this, never internal.h.
  */
 #ifndef XP_PROTO_IFACE_H
 #define XP_PROTO_IFACE_H
@@ -53,5 +53,9 @@ void xp__timer_cancel(xp_handle **h);
 
 /* Standard reason phrase of an HTTP status, or NULL. */
 const char *xp__http_reason(int status);
+/* How many more bytes of an HTTP head (b, n bytes so far) may be read
+ * without going past its CRLF CRLF: a proxy reads exactly the head and
+ * leaves what follows in the socket for the relay. */
+size_t xp__http_head_more(const unsigned char *b, size_t n);
 
 #endif

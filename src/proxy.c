@@ -254,9 +254,8 @@ const char *xp__http_reason(int status)
 	return NULL;
 }
 
-/* How many more bytes may be read without going past CRLF CRLF: 4 minus
- * the length of the terminator's prefix the buffer already ends with. */
-static size_t http_more(const unsigned char *b, size_t n)
+/* 4 minus the length of the terminator's prefix the buffer ends with. */
+size_t xp__http_head_more(const unsigned char *b, size_t n)
 {
 	static const char end[] = "\r\n\r\n";
 
@@ -274,7 +273,7 @@ static int http_answer(struct pxc *c)
 	if (c->have < 4 || memcmp(b + c->have - 4, "\r\n\r\n", 4)) {
 		if (c->have + 4 > HTTP_MAX_ANSWER)
 			return XP_EPROXY;
-		c->need = c->have + http_more(b, c->have);
+		c->need = c->have + xp__http_head_more(b, c->have);
 		return 1;
 	}
 	b[c->have] = '\0';
