@@ -51,6 +51,10 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg);
 void xp__timer_cancel(xp_handle **h);
 
+/* *dst = a copy of src, left alone when src is NULL (an option not
+ * given).  0 or -ENOMEM. */
+int xp__dup_str(char **dst, const char *src);
+
 /* Standard reason phrase of an HTTP status, or NULL. */
 const char *xp__http_reason(int status);
 /* How many more bytes of an HTTP head (b, n bytes so far) may be read

@@ -563,14 +563,6 @@ static int deadline_cb(void *arg)
 	return 0;
 }
 
-static int dup_str(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
 static int check(const xp_proxy *px, const char *host, const char *port)
 {
 	unsigned char addr[16];
@@ -609,9 +601,9 @@ static struct pxc *pxc_new(xp_loop *loop, xp_protocol_factory factory, void *arg
 		return NULL;
 	c->user = xp_future_new(loop);
 	c->in = malloc(HTTP_MAX_ANSWER + 1);
-	if (!c->user || !c->in || dup_str(&c->host, host) || dup_str(&c->port, port) ||
-	    dup_str(&c->user_name, px->user) || dup_str(&c->password, px->password) ||
-	    dup_str(&c->server_name, opts->server_hostname)) {
+	if (!c->user || !c->in || xp__dup_str(&c->host, host) || xp__dup_str(&c->port, port) ||
+	    xp__dup_str(&c->user_name, px->user) || xp__dup_str(&c->password, px->password) ||
+	    xp__dup_str(&c->server_name, opts->server_hostname)) {
 		c->refs = 1;
 		if (!c->user) {
 			free(c->in);

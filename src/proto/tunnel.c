@@ -313,14 +313,6 @@ static const xp_protocol_ops tunnel_ops = {
     .eof_received = tn_eof,
 };
 
-static int dup_str(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
 /* RFC 1929 carries each credential behind a length byte; the HTTP proxy
  * keeps the same limit so both servers accept the same options. */
 static bool credential_ok(const char *s)
@@ -347,7 +339,7 @@ xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
 	tn->loop = loop;
 	tn->o = *o;
 	tn->refs = 1; /* the client protocol: until connection_lost or hand-over */
-	if (dup_str(&tn->user, o->user) || dup_str(&tn->password, o->password)) {
+	if (xp__dup_str(&tn->user, o->user) || xp__dup_str(&tn->password, o->password)) {
 		tn_unref(tn);
 		errno = ENOMEM;
 		return NULL;
