@@ -165,13 +165,9 @@ static void exec_done(xp_future *fut, void *arg)
 	int err = xp_future_error(fut);
 
 	if (!err) {
-		if (px->child)
-			xp_transport_release(px->child);
-		px->child = xp_transport_retain(xp_future_result(fut));
+		cli_transport_hold(&px->child, xp_future_result(fut));
 	} else if (err != -ECANCELED) {
-		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
-			 : err == -EACCES ? CLI_EXIT_NOEXEC
-					  : CLI_EXIT_FAIL;
+		int st = cli_spawn_status(err);
 
 		if (first_failure(px))
 			cli_err("%s: %s", f->name, cli_strerror(err));

@@ -48,17 +48,13 @@ static void spawned(xp_future *f, void *arg)
 	int err = xp_future_error(f);
 
 	if (!err) {
-		if (s->child)
-			xp_transport_release(s->child);
 		pid_t pid = 0;
 
-		s->child = xp_transport_retain(xp_future_result(f));
+		cli_transport_hold(&s->child, xp_future_result(f));
 		xp_transport_get_pid(s->child, &pid);
 		cli_log(1, "started %s (pid %d)", s->cli->cmd_argv[0], (int)pid);
 	} else {
-		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
-			 : err == -EACCES ? CLI_EXIT_NOEXEC
-					  : CLI_EXIT_FAIL;
+		int st = cli_spawn_status(err);
 
 		cli_err("%s: %s", s->cli->cmd_argv[0],
 			err == -ENOENT ? "command not found" : cli_strerror(err));

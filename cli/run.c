@@ -375,6 +375,20 @@ int cli_run_end_status(const xp_conn_stats *st)
 	return 0;
 }
 
+int cli_spawn_status(int err)
+{
+	if (err == -ENOENT)
+		return CLI_EXIT_NOTFOUND;
+	return err == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_FAIL;
+}
+
+void cli_transport_hold(xp_transport **slot, xp_transport *t)
+{
+	if (*slot)
+		xp_transport_release(*slot);
+	*slot = xp_transport_retain(t);
+}
+
 /* The one failure line of a connection that did not end well. */
 static void report_end(struct cli_conn *c, int single)
 {
