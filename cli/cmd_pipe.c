@@ -569,7 +569,6 @@ int cli_cmd_pipe(const struct cli_config *cli)
 
 	memset(&px, 0, sizeof(px));
 	px.cli = cli;
-	cli_log_init(cli);
 	if ((st = make_tls(&px)) != 0)
 		return st;
 	if ((st = cli_run_init(&px.run, cli)) != 0)

@@ -276,7 +276,6 @@ int cli_cmd_subprocess(const struct cli_config *cli)
 
 	memset(&s, 0, sizeof(s));
 	s.cli = cli;
-	cli_log_init(cli);
 	if (cli->tls && cli->sub_mode != CLI_SUB_LOCAL) {
 		s.tls = cli_tls_ctx(cli, cli->sub_mode == CLI_SUB_LISTEN, &st);
 		if (!s.tls)

@@ -35,7 +35,6 @@ int cli_run_init(struct cli_run *r, const struct cli_config *c)
 	memset(r, 0, sizeof(*r));
 	r->cli = c;
 	r->head.next = r->head.prev = &r->head;
-	cli_log_init(c);
 	r->loop = xp_loop_new();
 	if (!r->loop) {
 		cli_err("cannot create the event loop: %s", strerror(errno));
