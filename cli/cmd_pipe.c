@@ -548,17 +548,9 @@ static int make_tls(struct pipe_ctx *px)
  */
 static int child_status(struct pipe_ctx *px, int st)
 {
-	int code;
+	int code = cli_child_status(&px->run, px->spawn_status, px->run.single ? px->child : NULL);
 
-	if (px->spawn_status)
-		return px->spawn_status;
-	if (px->run.stopping)
-		return st;
-	if (!px->run.single || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
-		return st;
-	if (code < 0)
-		return 128 - code;
-	return code ? code : st;
+	return code > 0 ? code : st;
 }
 
 int cli_cmd_pipe(const struct cli_config *cli)

@@ -256,17 +256,9 @@ static int start_listen(struct sub *s)
  * child then only died of the --signal passed on to it. */
 static int child_status(struct sub *s, int st)
 {
-	int code;
+	int code = cli_child_status(&s->run, s->spawn_status, s->child);
 
-	if (s->spawn_status)
-		return s->spawn_status;
-	if (s->run.stopping)
-		return st;
-	if (!s->child || xp_transport_get_returncode(s->child, &code) < 0)
-		return st;
-	if (code < 0)
-		return 128 - code;
-	return code;
+	return code < 0 ? st : code;
 }
 
 int cli_cmd_subprocess(const struct cli_config *cli)

@@ -381,6 +381,17 @@ int cli_spawn_status(int err)
 	return err == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_FAIL;
 }
 
+int cli_child_status(const struct cli_run *r, int spawn_status, xp_transport *child)
+{
+	int code;
+
+	if (spawn_status)
+		return spawn_status;
+	if (r->stopping || !child || xp_transport_get_returncode(child, &code) < 0)
+		return -1;
+	return code < 0 ? 128 - code : code;
+}
+
 void cli_transport_hold(xp_transport **slot, xp_transport *t)
 {
 	if (*slot)
