@@ -165,13 +165,9 @@ static void exec_done(xp_future *fut, void *arg)
 	int err = xp_future_error(fut);
 
 	if (!err) {
-		if (px->child)
-			xp_transport_release(px->child);
-		px->child = xp_transport_retain(xp_future_result(fut));
+		cli_transport_hold(&px->child, xp_future_result(fut));
 	} else if (err != -ECANCELED) {
-		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
-			 : err == -EACCES ? CLI_EXIT_NOEXEC
-					  : CLI_EXIT_FAIL;
+		int st = cli_spawn_status(err);
 
 		if (first_failure(px))
 			cli_err("%s: %s", f->name, cli_strerror(err));
@@ -552,17 +548,9 @@ static int make_tls(struct pipe_ctx *px)
  */
 static int child_status(struct pipe_ctx *px, int st)
 {
-	int code;
+	int code = cli_child_status(&px->run, px->spawn_status, px->run.single ? px->child : NULL);
 
-	if (px->spawn_status)
-		return px->spawn_status;
-	if (px->run.stopping)
-		return st;
-	if (!px->run.single || !px->child || xp_transport_get_returncode(px->child, &code) < 0)
-		return st;
-	if (code < 0)
-		return 128 - code;
-	return code ? code : st;
+	return code > 0 ? code : st;
 }
 
 int cli_cmd_pipe(const struct cli_config *cli)
@@ -573,7 +561,6 @@ int cli_cmd_pipe(const struct cli_config *cli)
 
 	memset(&px, 0, sizeof(px));
 	px.cli = cli;
-	cli_log_init(cli);
 	if ((st = make_tls(&px)) != 0)
 		return st;
 	if ((st = cli_run_init(&px.run, cli)) != 0)

@@ -48,17 +48,13 @@ static void spawned(xp_future *f, void *arg)
 	int err = xp_future_error(f);
 
 	if (!err) {
-		if (s->child)
-			xp_transport_release(s->child);
 		pid_t pid = 0;
 
-		s->child = xp_transport_retain(xp_future_result(f));
+		cli_transport_hold(&s->child, xp_future_result(f));
 		xp_transport_get_pid(s->child, &pid);
 		cli_log(1, "started %s (pid %d)", s->cli->cmd_argv[0], (int)pid);
 	} else {
-		int st = err == -ENOENT	  ? CLI_EXIT_NOTFOUND
-			 : err == -EACCES ? CLI_EXIT_NOEXEC
-					  : CLI_EXIT_FAIL;
+		int st = cli_spawn_status(err);
 
 		cli_err("%s: %s", s->cli->cmd_argv[0],
 			err == -ENOENT ? "command not found" : cli_strerror(err));
@@ -260,17 +256,9 @@ static int start_listen(struct sub *s)
  * child then only died of the --signal passed on to it. */
 static int child_status(struct sub *s, int st)
 {
-	int code;
+	int code = cli_child_status(&s->run, s->spawn_status, s->child);
 
-	if (s->spawn_status)
-		return s->spawn_status;
-	if (s->run.stopping)
-		return st;
-	if (!s->child || xp_transport_get_returncode(s->child, &code) < 0)
-		return st;
-	if (code < 0)
-		return 128 - code;
-	return code;
+	return code < 0 ? st : code;
 }
 
 int cli_cmd_subprocess(const struct cli_config *cli)
@@ -280,7 +268,6 @@ int cli_cmd_subprocess(const struct cli_config *cli)
 
 	memset(&s, 0, sizeof(s));
 	s.cli = cli;
-	cli_log_init(cli);
 	if (cli->tls && cli->sub_mode != CLI_SUB_LOCAL) {
 		s.tls = cli_tls_ctx(cli, cli->sub_mode == CLI_SUB_LISTEN, &st);
 		if (!s.tls)

@@ -159,7 +159,6 @@ int cli_cmd_tcp_client(const struct cli_config *cli)
 
 	memset(&c, 0, sizeof(c));
 	c.cli = cli;
-	cli_log_init(cli);
 	cli_conn_name(cli, &cli->addr, c.name, sizeof(c.name));
 #ifdef CLI_HAVE_READLINE
 	c.interactive = !cli->check && !cli->no_readline && !cli->one_way && isatty(0) &&

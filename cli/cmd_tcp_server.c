@@ -429,7 +429,6 @@ int cli_cmd_tcp_server(const struct cli_config *cli)
 	memset(&s, 0, sizeof(s));
 	s.cli = cli;
 	s.keep_open = cli_keep_open(cli);
-	cli_log_init(cli);
 	if (cli->tls) {
 		s.tls = cli_tls_ctx(cli, 1, &st);
 		if (!s.tls)

@@ -16,6 +16,7 @@
 #include "args.h"
 #include "cmd.h"
 #include "prep.h"
+#include "run.h"
 
 /*
  * The library's header is found when building with the Makefile (-Isrc);
@@ -106,6 +107,8 @@ static int run(const struct cli_config *cli)
 	    [CLI_CMD_PIPE] = cli_cmd_pipe,
 	};
 
+	/* Before anything a command does: its first step may be logged. */
+	cli_log_init(cli);
 	return commands[cli->command](cli);
 }
 

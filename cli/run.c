@@ -35,7 +35,6 @@ int cli_run_init(struct cli_run *r, const struct cli_config *c)
 	memset(r, 0, sizeof(*r));
 	r->cli = c;
 	r->head.next = r->head.prev = &r->head;
-	cli_log_init(c);
 	r->loop = xp_loop_new();
 	if (!r->loop) {
 		cli_err("cannot create the event loop: %s", strerror(errno));
@@ -373,6 +372,31 @@ int cli_run_end_status(const xp_conn_stats *st)
 	if (!strcmp(e, "reset") || !strcmp(e, "error"))
 		return CLI_EXIT_FAIL;
 	return 0;
+}
+
+int cli_spawn_status(int err)
+{
+	if (err == -ENOENT)
+		return CLI_EXIT_NOTFOUND;
+	return err == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_FAIL;
+}
+
+int cli_child_status(const struct cli_run *r, int spawn_status, xp_transport *child)
+{
+	int code;
+
+	if (spawn_status)
+		return spawn_status;
+	if (r->stopping || !child || xp_transport_get_returncode(child, &code) < 0)
+		return -1;
+	return code < 0 ? 128 - code : code;
+}
+
+void cli_transport_hold(xp_transport **slot, xp_transport *t)
+{
+	if (*slot)
+		xp_transport_release(*slot);
+	*slot = xp_transport_retain(t);
 }
 
 /* The one failure line of a connection that did not end well. */

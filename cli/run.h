@@ -177,6 +177,17 @@ void cli_run_fix_peer(const struct cli_conn *c, xp_conn_stats *st);
 void cli_run_conn_end(struct cli_conn *c, const xp_conn_stats *st);
 /* Status for a connection that ended this way (0, 1 or 75). */
 int cli_run_end_status(const xp_conn_stats *st);
+/* Status for a child that could not be started: 127 (not found), 126
+ * (not executable) or 1, as a shell has it. */
+int cli_spawn_status(int err);
+/* What a command's child says about the exit status: spawn_status when it
+ * could not be started; -1 when a signal stopped xport (which then decides
+ * on its own), or without a child or its code; else 128+N for a child
+ * killed by signal N, or its exit code. */
+int cli_child_status(const struct cli_run *r, int spawn_status, xp_transport *child);
+/* Keeps a reference to t in *slot, dropping the one held before: of the
+ * children a command starts, the newest one decides the exit status. */
+void cli_transport_hold(xp_transport **slot, xp_transport *t);
 
 /* ---- stdio.c ---- */
 /* Attaches stdin/stdout (dup'd) as pipe transports to end `end` of r.

@@ -72,50 +72,56 @@ static void stdout_release(void)
 	devnull_fd = -1;
 }
 
-/* The relay's writer protocol, passed through, with stdout_release()
- * once it is lost. */
-struct outwrap {
+/* A protocol passed through to the relay's own (inner): the base of the
+ * stdout wrapper and of the --crlf filter, each its first member. */
+struct passthru {
 	xp_protocol p;
 	xp_protocol *inner;
 };
 
-static xp_protocol *ow_inner(xp_protocol *p)
+static xp_protocol *pt_inner(xp_protocol *p)
 {
-	return XP_CONTAINER_OF(p, struct outwrap, p)->inner;
+	return XP_CONTAINER_OF(p, struct passthru, p)->inner;
 }
 
-static void ow_made(xp_protocol *p, xp_transport *t)
+static void pt_made(xp_protocol *p, xp_transport *t)
 {
-	xp_protocol *in = ow_inner(p);
+	xp_protocol *in = pt_inner(p);
 
 	in->ops->connection_made(in, t);
 }
 
+static void pt_lost(xp_protocol *p, int err)
+{
+	xp_protocol *in = pt_inner(p);
+
+	free(XP_CONTAINER_OF(p, struct passthru, p));
+	in->ops->connection_lost(in, err);
+}
+
+/* The relay's writer protocol, with stdout_release() once it is lost. */
 static void ow_lost(xp_protocol *p, int err)
 {
-	xp_protocol *in = ow_inner(p);
-
-	free(XP_CONTAINER_OF(p, struct outwrap, p));
 	stdout_release();
-	in->ops->connection_lost(in, err);
+	pt_lost(p, err);
 }
 
 static void ow_pause(xp_protocol *p)
 {
-	xp_protocol *in = ow_inner(p);
+	xp_protocol *in = pt_inner(p);
 
 	in->ops->pause_writing(in);
 }
 
 static void ow_resume(xp_protocol *p)
 {
-	xp_protocol *in = ow_inner(p);
+	xp_protocol *in = pt_inner(p);
 
 	in->ops->resume_writing(in);
 }
 
 static const xp_protocol_ops ow_ops = {
-    .connection_made = ow_made,
+    .connection_made = pt_made,
     .connection_lost = ow_lost,
     .pause_writing = ow_pause,
     .resume_writing = ow_resume,
@@ -130,34 +136,13 @@ static const xp_protocol_ops ow_ops = {
  * server's next session gets every byte that follows.
  */
 struct crlf {
-	xp_protocol p;
-	xp_protocol *inner;
+	struct passthru w;
 	unsigned char last;
 };
 
-static xp_protocol *crlf_inner(xp_protocol *p)
-{
-	return XP_CONTAINER_OF(p, struct crlf, p)->inner;
-}
-
-static void crlf_made(xp_protocol *p, xp_transport *t)
-{
-	xp_protocol *in = crlf_inner(p);
-
-	in->ops->connection_made(in, t);
-}
-
-static void crlf_lost(xp_protocol *p, int err)
-{
-	xp_protocol *in = crlf_inner(p);
-
-	free(XP_CONTAINER_OF(p, struct crlf, p));
-	in->ops->connection_lost(in, err);
-}
-
 static int crlf_data(xp_protocol *p, const void *data, size_t len)
 {
-	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, p);
+	struct crlf *c = XP_CONTAINER_OF(p, struct crlf, w.p);
 	const unsigned char *s = data;
 	unsigned char *buf = malloc(len * 2);
 	size_t o = 0;
@@ -171,21 +156,21 @@ static int crlf_data(xp_protocol *p, const void *data, size_t len)
 		buf[o++] = s[i];
 		c->last = s[i];
 	}
-	err = c->inner->ops->data_received(c->inner, buf, o);
+	err = c->w.inner->ops->data_received(c->w.inner, buf, o);
 	free(buf);
 	return err;
 }
 
 static int crlf_eof(xp_protocol *p)
 {
-	xp_protocol *in = crlf_inner(p);
+	xp_protocol *in = pt_inner(p);
 
 	return in->ops->eof_received ? in->ops->eof_received(in) : 0;
 }
 
 static const xp_protocol_ops crlf_ops = {
-    .connection_made = crlf_made,
-    .connection_lost = crlf_lost,
+    .connection_made = pt_made,
+    .connection_lost = pt_lost,
     .data_received = crlf_data,
     .eof_received = crlf_eof,
 };
@@ -204,20 +189,20 @@ static xp_protocol *crlf_factory(struct pfact *f)
 
 	if (!c)
 		return NULL;
-	c->inner = xp_relay_pipe_protocol(f->r, f->end, f->writer);
-	if (!c->inner) {
+	c->w.inner = xp_relay_pipe_protocol(f->r, f->end, f->writer);
+	if (!c->w.inner) {
 		free(c);
 		return NULL;
 	}
-	c->p.ops = &crlf_ops;
-	return &c->p;
+	c->w.p.ops = &crlf_ops;
+	return &c->w.p;
 }
 
 static xp_protocol *pipe_factory(void *arg)
 {
 	struct pfact *f = arg;
 	xp_protocol *p;
-	struct outwrap *w;
+	struct passthru *w;
 
 	if (f->crlf)
 		return crlf_factory(f);

@@ -196,29 +196,28 @@ static int sp_eof(xp_protocol *p)
 	return 1; /* keep writing replies until the linger ends */
 }
 
-/* The relay is slow: leave datagrams in the kernel (UDP may drop them
- * there) rather than merging them in our queue.  A listener decides for
- * its sender (dglisten.c). */
+/* The relay is slow (on): leave datagrams in the kernel (UDP may drop
+ * them there) rather than merging them in our queue.  A listener decides
+ * for its sender (dglisten.c). */
+static void set_congested(struct cli_dgpeer *u, int on)
+{
+	u->congested = on;
+	if (u->snd)
+		cli_dgl_congested(u->snd, on);
+	else if (u->dt && on)
+		xp_transport_pause_reading(u->dt);
+	else if (u->dt)
+		xp_transport_resume_reading(u->dt);
+}
+
 static void sp_pause_writing(xp_protocol *p)
 {
-	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
-
-	u->congested = 1;
-	if (u->snd)
-		cli_dgl_congested(u->snd, 1);
-	else if (u->dt)
-		xp_transport_pause_reading(u->dt);
+	set_congested(XP_CONTAINER_OF(p, struct cli_dgpeer, sp), 1);
 }
 
 static void sp_resume_writing(xp_protocol *p)
 {
-	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
-
-	u->congested = 0;
-	if (u->snd)
-		cli_dgl_congested(u->snd, 0);
-	else if (u->dt)
-		xp_transport_resume_reading(u->dt);
+	set_congested(XP_CONTAINER_OF(p, struct cli_dgpeer, sp), 0);
 }
 
 static void sp_lost(xp_protocol *p, int err)
@@ -226,10 +225,8 @@ static void sp_lost(xp_protocol *p, int err)
 	struct cli_dgpeer *u = XP_CONTAINER_OF(p, struct cli_dgpeer, sp);
 
 	u->st = NULL;
-	if (u->snd && u->congested) {
-		u->congested = 0;
-		cli_dgl_congested(u->snd, 0);
-	}
+	if (u->snd && u->congested)
+		set_congested(u, 0);
 	if (u->dt && !u->snd)
 		xp_transport_close(u->dt);
 	put(u);

@@ -645,9 +645,9 @@ static xp_future *wrap_existing(xp_loop *loop, xp_protocol_factory factory, void
 	return fut;
 }
 
-static int check_opts(xp_protocol_factory factory, const xp_connect_opts *opts)
+static int check_opts(xp_loop *loop, xp_protocol_factory factory, const xp_connect_opts *opts)
 {
-	if (!factory)
+	if (!loop || !factory)
 		return -EINVAL;
 	if (opts && opts->server_hostname && !opts->tls)
 		return -EINVAL;
@@ -665,11 +665,7 @@ xp_future *xp_create_connection(xp_loop *loop, xp_protocol_factory factory, void
 	xp_future *fut;
 	int r;
 
-	if (!loop) {
-		errno = EINVAL;
-		return NULL;
-	}
-	r = check_opts(factory, opts);
+	r = check_opts(loop, factory, opts);
 	if (r < 0)
 		return xp__future_failed(loop, r);
 	if (opts && opts->proxy && opts->proxy->kind != XP_PROXY_NONE) {
@@ -699,7 +695,7 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 {
 	struct conn *c;
 	xp_future *fut;
-	int r = check_opts(factory, opts);
+	int r = check_opts(loop, factory, opts);
 
 	if (r < 0)
 		return xp__future_failed(loop, r);
@@ -727,11 +723,7 @@ xp_future *xp_create_unix_connection(xp_loop *loop, xp_protocol_factory factory,
 	xp_sockaddr sa;
 	int r;
 
-	if (!loop) {
-		errno = EINVAL;
-		return NULL;
-	}
-	r = check_opts(factory, opts);
+	r = check_opts(loop, factory, opts);
 	if (r < 0)
 		return xp__future_failed(loop, r);
 	if (opts)

@@ -155,11 +155,7 @@ static int dg_held_cb(void *arg)
 
 static void dg_cancel_held(struct dgram *d)
 {
-	if (d->held_h) {
-		xp_handle_cancel(d->held_h);
-		xp_handle_release(d->held_h);
-		d->held_h = NULL;
-	}
+	xp__timer_cancel(&d->held_h);
 	pkt_list_free(&d->held);
 }
 
@@ -330,15 +326,6 @@ static int dg_retry_cb(void *arg)
 	return 0;
 }
 
-static void dg_cancel_retry(struct dgram *d)
-{
-	if (d->retry_h) {
-		xp_handle_cancel(d->retry_h);
-		xp_handle_release(d->retry_h);
-		d->retry_h = NULL;
-	}
-}
-
 /* Will poll() report room at the receiver?  Not for an unconnected Unix
  * socket (see the top of the file). */
 static bool dg_polls_for_room(const struct dgram *d)
@@ -354,10 +341,8 @@ static void dg_retry_later(struct dgram *d)
 	d->retry_delay = d->retry_delay * 2 > DG_RETRY_MIN ? d->retry_delay * 2 : DG_RETRY_MIN;
 	if (d->retry_delay > DG_RETRY_MAX)
 		d->retry_delay = DG_RETRY_MAX;
-	d->retry_h = xp_call_later(d->base.loop, d->retry_delay, dg_retry_cb, d);
-	if (d->retry_h)
-		xp_handle_retain(d->retry_h);
-	else
+	d->retry_h = xp__timer_start(d->base.loop, d->retry_delay, dg_retry_cb, d);
+	if (!d->retry_h)
 		xp__io_start(d->base.loop, &d->io, XP_IO_WRITE); /* spin rather than stall */
 }
 
@@ -532,7 +517,7 @@ static void dg_force_close(xp_transport *t, int err)
 	pkt_list_free(&d->queue);
 	d->qbytes = 0;
 	dg_cancel_held(d);
-	dg_cancel_retry(d);
+	xp__timer_cancel(&d->retry_h);
 	xp__io_stop(t->loop, &d->io, XP_IO_READ | XP_IO_WRITE | XP_IO_WATCH);
 	xp__transport_lost(t, err);
 }
@@ -560,7 +545,7 @@ static void dg_destroy(xp_transport *t)
 	struct dgram *d = to_dg(t);
 
 	dg_cancel_held(d);
-	dg_cancel_retry(d);
+	xp__timer_cancel(&d->retry_h);
 	pkt_list_free(&d->queue);
 	d->qbytes = 0;
 	xp__io_close(t->loop, &d->io);
@@ -841,11 +826,7 @@ xp_future *xp_create_datagram_endpoint(xp_loop *loop, xp_protocol_factory factor
 	xp_future *fut;
 	int err;
 
-	if (!loop || !factory) {
-		errno = EINVAL;
-		return NULL;
-	}
-	fut = xp_future_new(loop);
+	fut = xp__future_begin(loop, factory != NULL);
 	if (!fut)
 		return NULL;
 	c = calloc(1, sizeof(*c));

@@ -221,9 +221,18 @@ int xp_future_remove_done_callback(xp_future *f, xp_future_cb cb, void *arg)
 	return removed;
 }
 
+xp_future *xp__future_begin(xp_loop *loop, bool args_ok)
+{
+	if (!loop || !args_ok) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return xp_future_new(loop);
+}
+
 xp_future *xp__future_failed(xp_loop *loop, int err)
 {
-	xp_future *f = xp_future_new(loop);
+	xp_future *f = xp__future_begin(loop, true);
 
 	if (f)
 		xp_future_set_error(f, err);

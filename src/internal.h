@@ -112,8 +112,14 @@ struct xp_tracked {
 void xp__loop_track(xp_loop *loop, struct xp_tracked *tr);
 /* Debug mode: is the caller on the loop's thread?  Reports if not. */
 bool xp__loop_thread_ok(xp_loop *loop, const char *what);
-/* A new future already failed with err (NULL and errno when out of
- * memory): how an asynchronous call reports an error it found at once. */
+/* How an asynchronous call starts: a new pending future, or NULL with
+ * errno EINVAL when there is no loop to complete one on or args_ok is
+ * false (an argument the call cannot report through a future), or NULL
+ * and errno when out of memory. */
+xp_future *xp__future_begin(xp_loop *loop, bool args_ok);
+/* A new future already failed with err: how an asynchronous call reports
+ * an error it found at once.  NULL and errno as xp__future_begin: without
+ * a loop the call is EINVAL whatever else is wrong with it. */
 xp_future *xp__future_failed(xp_loop *loop, int err);
 /* Complete a future on the loop thread from a worker thread. */
 int xp__executor_submit(xp_loop *loop, void (*work)(void *arg), void (*done)(void *arg), void *arg);

@@ -241,6 +241,20 @@ void xp_handle_cancel(xp_handle *h)
 	}
 }
 
+xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg)
+{
+	return xp_handle_retain(xp_call_later(loop, delay, cb, arg));
+}
+
+void xp__timer_cancel(xp_handle **h)
+{
+	if (!*h)
+		return;
+	xp_handle_cancel(*h);
+	xp_handle_release(*h);
+	*h = NULL;
+}
+
 /* ---- thread-safe calls ---------------------------------------------- */
 
 /* Other threads queue complete handles on loop->ts under ts_lock; the loop

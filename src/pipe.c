@@ -514,11 +514,7 @@ static xp_future *pipe_connect(xp_loop *loop, xp_protocol_factory factory, void 
 	xp_transport *t;
 	int err;
 
-	if (!loop || !factory) {
-		errno = EINVAL;
-		return NULL;
-	}
-	fut = xp_future_new(loop);
+	fut = xp__future_begin(loop, factory != NULL);
 	if (!fut)
 		return NULL;
 	if (fd < 0 || fstat(fd, &st) < 0) {

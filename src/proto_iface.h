@@ -4,9 +4,9 @@
  * (src/proto/) and the library's internals: everything else they use is
  * the public API of xport.h.  A byte queue for their own buffering
  * (wbuf.h), kernel-side forwarding between two stream transports, the
- * non-blocking resolver and ordered connects (proxy servers), and HTTP
- * reason phrases, and an intrusive list (list.h).  Protocols include
- * this, never internal.h.
+ * non-blocking resolver and ordered connects (proxy servers), retained
+ * one-shot timers, HTTP reason phrases and head lengths, and an intrusive
+ * list (list.h).  Protocols include this, never internal.h.
  */
 #ifndef XP_PROTO_IFACE_H
 #define XP_PROTO_IFACE_H
@@ -44,7 +44,22 @@ xp_future *xp__connect_addrs(xp_loop *loop, xp_protocol_factory factory, void *a
 			     const xp_sockaddr *addrs, size_t n, const char *host,
 			     const xp_connect_opts *opts);
 
+/* A retained one-shot timer (loop.c), for the protocols and the transports
+ * alike.  xp__timer_cancel cancels and releases it and clears *h; it does
+ * nothing when *h is NULL, so it also serves a timer that already fired
+ * and was cleared by its callback. */
+xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg);
+void xp__timer_cancel(xp_handle **h);
+
+/* *dst = a copy of src, left alone when src is NULL (an option not
+ * given).  0 or -ENOMEM. */
+int xp__dup_str(char **dst, const char *src);
+
 /* Standard reason phrase of an HTTP status, or NULL. */
 const char *xp__http_reason(int status);
+/* How many more bytes of an HTTP head (b, n bytes so far) may be read
+ * without going past its CRLF CRLF: a proxy reads exactly the head and
+ * leaves what follows in the socket for the relay. */
+size_t xp__http_head_more(const unsigned char *b, size_t n);
 
 #endif

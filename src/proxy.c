@@ -71,15 +71,6 @@ static void pxc_unref(struct pxc *c)
 	free(c);
 }
 
-static void cancel_deadline(struct pxc *c)
-{
-	if (c->deadline) {
-		xp_handle_cancel(c->deadline);
-		xp_handle_release(c->deadline);
-		c->deadline = NULL;
-	}
-}
-
 /* Stop everything and fail the caller's future (unless err is 0 or it is
  * done); the work's reference goes. */
 static void pxc_finish(struct pxc *c, int err)
@@ -87,7 +78,7 @@ static void pxc_finish(struct pxc *c, int err)
 	if (c->finished)
 		return;
 	c->finished = true;
-	cancel_deadline(c);
+	xp__timer_cancel(&c->deadline);
 	if (c->leg && !xp_future_done(c->leg))
 		xp_future_cancel(c->leg);
 	/* A proxy that answered gets a clean close; one that did not, a
@@ -263,9 +254,8 @@ const char *xp__http_reason(int status)
 	return NULL;
 }
 
-/* How many more bytes may be read without going past CRLF CRLF: 4 minus
- * the length of the terminator's prefix the buffer already ends with. */
-static size_t http_more(const unsigned char *b, size_t n)
+/* 4 minus the length of the terminator's prefix the buffer ends with. */
+size_t xp__http_head_more(const unsigned char *b, size_t n)
 {
 	static const char end[] = "\r\n\r\n";
 
@@ -283,7 +273,7 @@ static int http_answer(struct pxc *c)
 	if (c->have < 4 || memcmp(b + c->have - 4, "\r\n\r\n", 4)) {
 		if (c->have + 4 > HTTP_MAX_ANSWER)
 			return XP_EPROXY;
-		c->need = c->have + http_more(b, c->have);
+		c->need = c->have + xp__http_head_more(b, c->have);
 		return 1;
 	}
 	b[c->have] = '\0';
@@ -428,7 +418,7 @@ static void tunnel_up(struct pxc *c)
 	 * happens to t: the next protocol, if any, is set below. */
 	xp_transport_set_protocol(t, NULL);
 	xp_transport_pause_reading(t);
-	cancel_deadline(c);
+	xp__timer_cancel(&c->deadline);
 	if (xp_future_done(c->user))
 		xp_transport_abort(t); /* cancelled meanwhile */
 	else if (c->opts.tls)
@@ -573,14 +563,6 @@ static int deadline_cb(void *arg)
 	return 0;
 }
 
-static int dup_str(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
 static int check(const xp_proxy *px, const char *host, const char *port)
 {
 	unsigned char addr[16];
@@ -619,9 +601,9 @@ static struct pxc *pxc_new(xp_loop *loop, xp_protocol_factory factory, void *arg
 		return NULL;
 	c->user = xp_future_new(loop);
 	c->in = malloc(HTTP_MAX_ANSWER + 1);
-	if (!c->user || !c->in || dup_str(&c->host, host) || dup_str(&c->port, port) ||
-	    dup_str(&c->user_name, px->user) || dup_str(&c->password, px->password) ||
-	    dup_str(&c->server_name, opts->server_hostname)) {
+	if (!c->user || !c->in || xp__dup_str(&c->host, host) || xp__dup_str(&c->port, port) ||
+	    xp__dup_str(&c->user_name, px->user) || xp__dup_str(&c->password, px->password) ||
+	    xp__dup_str(&c->server_name, opts->server_hostname)) {
 		c->refs = 1;
 		if (!c->user) {
 			free(c->in);
@@ -662,7 +644,7 @@ xp_future *xp__proxy_connect(xp_loop *loop, xp_protocol_factory factory, void *a
 	xp_future_add_done_callback(c->user, user_done, c);
 	if (opts->timeout > 0) {
 		c->deadline_at = xp_loop_time(loop) + opts->timeout;
-		c->deadline = xp_handle_retain(xp_call_later(loop, opts->timeout, deadline_cb, c));
+		c->deadline = xp__timer_start(loop, opts->timeout, deadline_cb, c);
 	}
 	leg.proxy = NULL;
 	leg.tls = NULL;

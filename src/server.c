@@ -746,6 +746,29 @@ static int check_server_opts(xp_protocol_factory factory, const xp_server_opts *
 	return 0;
 }
 
+/* Both servers' argument checks; *o gets the options (defaults without
+ * any).  named: an address was given too, which a sock excludes.  On an
+ * error the sock the options hand over is closed, except without a loop:
+ * such a call is refused before it takes anything. */
+static int server_args(xp_loop *loop, xp_protocol_factory factory, const xp_server_opts *opts,
+		       bool named, bool is_unix, xp_server_opts *o)
+{
+	int r;
+
+	if (!loop)
+		return -EINVAL;
+	if (opts)
+		*o = *opts;
+	r = check_server_opts(factory, o);
+	if (r == 0 && o->use_sock && named)
+		r = -EINVAL;
+	if (r == 0 && is_unix && o->reuse_port)
+		r = -EINVAL; /* asyncio: not for Unix sockets */
+	if (r < 0 && o->use_sock)
+		close(o->sock);
+	return r;
+}
+
 /* Serve an existing listening socket (takes it). */
 static xp_future *serve_sock(xp_loop *loop, xp_protocol_factory factory, void *arg,
 			     const xp_server_opts *o)
@@ -786,20 +809,9 @@ xp_future *xp_create_server(xp_loop *loop, xp_protocol_factory factory, void *ar
 	xp_future *fut;
 	int r;
 
-	if (!loop) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (opts)
-		o = *opts;
-	r = check_server_opts(factory, &o);
-	if (r == 0 && o.use_sock && ((host && *host) || port))
-		r = -EINVAL;
-	if (r < 0) {
-		if (o.use_sock)
-			close(o.sock);
+	r = server_args(loop, factory, opts, (host && *host) || port, false, &o);
+	if (r < 0)
 		return xp__future_failed(loop, r);
-	}
 	if (o.use_sock)
 		return serve_sock(loop, factory, arg, &o);
 	sc = calloc(1, sizeof(*sc));
@@ -858,22 +870,9 @@ xp_future *xp_create_unix_server(xp_loop *loop, xp_protocol_factory factory, voi
 	xp_sockaddr sa;
 	int r, fd;
 
-	if (!loop) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (opts)
-		o = *opts;
-	r = check_server_opts(factory, &o);
-	if (r == 0 && o.use_sock && path)
-		r = -EINVAL;
-	if (r == 0 && o.reuse_port)
-		r = -EINVAL; /* asyncio: not for Unix sockets */
-	if (r < 0) {
-		if (o.use_sock)
-			close(o.sock);
+	r = server_args(loop, factory, opts, path != NULL, true, &o);
+	if (r < 0)
 		return xp__future_failed(loop, r);
-	}
 	if (o.use_sock)
 		return serve_sock(loop, factory, arg, &o);
 	r = xp__unix_addr(path, &sa);

@@ -393,11 +393,7 @@ static struct sop *sop_new(xp_loop *loop, int fd, enum sop_kind kind, bool write
 	int err;
 
 	*failed = NULL;
-	if (!loop) {
-		errno = EINVAL;
-		return NULL;
-	}
-	fut = xp_future_new(loop);
+	fut = xp__future_begin(loop, true);
 	if (!fut)
 		return NULL;
 	err = check_sock(fd);

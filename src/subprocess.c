@@ -153,11 +153,7 @@ static void sp_stop_watching(struct subproc *sp)
 		close(sp->pidfd);
 		sp->pidfd = -1;
 	}
-	if (sp->poll) {
-		xp_handle_cancel(sp->poll);
-		xp_handle_release(sp->poll);
-		sp->poll = NULL;
-	}
+	xp__timer_cancel(&sp->poll);
 }
 
 static void sp_exited(struct subproc *sp, int returncode)
@@ -253,8 +249,7 @@ static int sp_poll_cb(void *arg)
 	xp_handle_release(sp->poll);
 	sp->poll = NULL;
 	if (!sp_reap(sp))
-		sp->poll =
-		    xp_handle_retain(xp_call_later(sp->base.loop, POLL_INTERVAL, sp_poll_cb, sp));
+		sp->poll = xp__timer_start(sp->base.loop, POLL_INTERVAL, sp_poll_cb, sp);
 	return 0;
 }
 

@@ -103,15 +103,6 @@ static struct tls *T(xp_transport *t)
 	return (struct tls *)t;
 }
 
-static void cancel_handle(xp_handle **h)
-{
-	if (*h) {
-		xp_handle_cancel(*h);
-		xp_handle_release(*h);
-		*h = NULL;
-	}
-}
-
 /*
  * Read raw only while it can lead somewhere: never after the peer's
  * close_notify (nothing may follow it; a peer that keeps sending would
@@ -201,7 +192,7 @@ static void tls_handshake_failed(struct tls *s, int err, const char *why, bool g
 		return;
 	s->state = ST_DEAD;
 	s->base.closing = true;
-	cancel_handle(&s->timer);
+	xp__timer_cancel(&s->timer);
 	tls_debug_report(s, "SSL handshake failed", why, err);
 	tls_fail_waiter(s, err);
 	s->app_err = err;
@@ -533,7 +524,7 @@ static void tls_handshake_done(struct tls *s)
 	unsigned int alpn_len = 0;
 	unsigned int n = 0;
 
-	cancel_handle(&s->timer);
+	xp__timer_cancel(&s->timer);
 	if (peer && X509_digest(peer, EVP_sha256(), s->fp, &n) == 1)
 		s->have_fp = true;
 	/* An optional client certificate that was not sent has nothing to
@@ -613,13 +604,10 @@ static int tls_timeout_cb(void *arg)
 
 static void tls_begin(struct tls *s)
 {
-	xp_handle *h;
-
 	if (s->state != ST_NEW)
 		return;
 	s->state = ST_HANDSHAKE;
-	h = xp_call_later(s->base.loop, s->handshake_timeout, tls_timeout_cb, s);
-	s->timer = h ? xp_handle_retain(h) : NULL;
+	s->timer = xp__timer_start(s->base.loop, s->handshake_timeout, tls_timeout_cb, s);
 	tls_handshake_step(s);
 }
 
@@ -664,7 +652,7 @@ static void raw_lost(xp_protocol *p, int err)
 		tls_handshake_failed(s, err ? err : -ECONNRESET, "connection lost during handshake",
 				     false);
 	s->state = ST_DEAD;
-	cancel_handle(&s->timer);
+	xp__timer_cancel(&s->timer);
 	xp__transport_lost(&s->base, s->have_app_err ? s->app_err : err);
 }
 
@@ -818,8 +806,8 @@ static void tls_destroy(xp_transport *t)
 {
 	struct tls *s = T(t);
 
-	cancel_handle(&s->timer);
-	cancel_handle(&s->kick);
+	xp__timer_cancel(&s->timer);
+	xp__timer_cancel(&s->kick);
 	tls_fail_waiter(s, s->have_app_err && s->app_err ? s->app_err : XP_ECLOSED);
 	SSL_free(s->ssl); /* and the BIO */
 	s->ssl = NULL;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * util.c - error strings, address formatting and escaping, the test-only
- * allocation-failure hook.
+ * util.c - error strings, address formatting and escaping, copying
+ * optional strings, the test-only allocation-failure hook.
  */
 #include "internal.h"
 
@@ -42,6 +42,14 @@ void *xp__calloc(size_t n, size_t size)
 void *xp__realloc(void *p, size_t n)
 {
 	return alloc_fails() ? NULL : realloc(p, n);
+}
+
+int xp__dup_str(char **dst, const char *src)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
 }
 
 const char *xp_version(void)

@@ -7,21 +7,7 @@
 
 #include <stdio.h>
 
-/* ---- timers ---------------------------------------------------------- */
-
-xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg)
-{
-	return xp_handle_retain(xp_call_later(loop, delay, cb, arg));
-}
-
-void xp__timer_cancel(xp_handle **h)
-{
-	if (!*h)
-		return;
-	xp_handle_cancel(*h);
-	xp_handle_release(*h);
-	*h = NULL;
-}
+/* ---- idle timer ------------------------------------------------------ */
 
 static int idle_cb(void *arg)
 {

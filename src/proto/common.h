@@ -38,10 +38,6 @@ static inline void xp__idle_touch(struct xp__idle *i)
 		i->last = xp_loop_time(i->loop);
 }
 
-/* A retained one-shot timer; cancel with xp__timer_cancel. */
-xp_handle *xp__timer_start(xp_loop *loop, double delay, xp_callback cb, void *arg);
-void xp__timer_cancel(xp_handle **h);
-
 /* ---- stats and hooks --------------------------------------------------- */
 
 /* "eof" for 0, "reset" for -ECONNRESET/-EPIPE, else "error". */

@@ -99,22 +99,14 @@ static const xp_protocol_ops forward_ops = {
     .connection_lost = forward_lost,
 };
 
-static int dup_str(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
 static int dup_proxy(struct forward *f, const xp_proxy *px)
 {
 	char *s[4] = {NULL, NULL, NULL, NULL};
 
 	f->proxy.kind = px->kind;
 	f->connect.proxy = &f->proxy;
-	if (dup_str(&s[0], px->host) || dup_str(&s[1], px->port) || dup_str(&s[2], px->user) ||
-	    dup_str(&s[3], px->password)) {
+	if (xp__dup_str(&s[0], px->host) || xp__dup_str(&s[1], px->port) ||
+	    xp__dup_str(&s[2], px->user) || xp__dup_str(&s[3], px->password)) {
 		for (int i = 0; i < 4; i++)
 			free(s[i]);
 		return -ENOMEM;
@@ -143,9 +135,9 @@ xp_protocol *xp_forward_new(xp_loop *loop, const xp_forward_opts *opts)
 	f->connect = opts->connect;
 	f->connect.tls = NULL; /* retained below, once nothing can fail */
 	f->relay = opts->relay;
-	if (dup_str(&f->host, opts->host) || dup_str(&f->port, opts->port) ||
-	    dup_str(&f->unix_path, opts->unix_path) ||
-	    dup_str(&f->server_hostname, opts->connect.server_hostname)) {
+	if (xp__dup_str(&f->host, opts->host) || xp__dup_str(&f->port, opts->port) ||
+	    xp__dup_str(&f->unix_path, opts->unix_path) ||
+	    xp__dup_str(&f->server_hostname, opts->connect.server_hostname)) {
 		forward_free(f);
 		errno = ENOMEM;
 		return NULL;

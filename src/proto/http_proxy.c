@@ -114,17 +114,6 @@ static bool parse_target(struct xp__tunnel *tn, const char *s, size_t len)
 	return true;
 }
 
-/* How many more bytes may be read without going past CRLF CRLF. */
-static size_t more(const unsigned char *b, size_t n)
-{
-	static const char end[] = "\r\n\r\n";
-
-	for (size_t k = 3; k > 0; k--)
-		if (n >= k && !memcmp(b + n - k, end, k))
-			return 4 - k;
-	return 4;
-}
-
 static int hp_step(struct xp__tunnel *tn)
 {
 	char *head = (char *)tn->buf, *sp1, *sp2;
@@ -132,7 +121,7 @@ static int hp_step(struct xp__tunnel *tn)
 	if (tn->have < 4 || memcmp(tn->buf + tn->have - 4, "\r\n\r\n", 4)) {
 		if (tn->have + 4 > XP__TUNNEL_BUF)
 			return answer(tn, 400, "");
-		tn->need = tn->have + more(tn->buf, tn->have);
+		tn->need = tn->have + xp__http_head_more(tn->buf, tn->have);
 		return 1;
 	}
 	tn->buf[tn->have] = '\0';
@@ -172,10 +161,5 @@ static const struct xp__tunnel_kind http_kind = {
 
 xp_protocol *xp_http_proxy_new(xp_loop *loop, const xp_proxy_server_opts *opts)
 {
-	if (opts && ((opts->user && strlen(opts->user) > 255) ||
-		     (opts->password && strlen(opts->password) > 255))) {
-		errno = EINVAL;
-		return NULL;
-	}
 	return xp__tunnel_new(loop, opts, &http_kind);
 }

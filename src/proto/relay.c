@@ -393,32 +393,50 @@ static void signal_child(struct rend *e)
 		e->kill_timer = xp__timer_start(r->loop, r->o.kill_after, kill_timer_cb, e);
 }
 
+/* Graceful (hard false): what is buffered is still delivered. */
+static void shut(xp_transport *t, bool hard)
+{
+	if (hard)
+		xp_transport_abort(t);
+	else
+		xp_transport_close(t);
+}
+
 static void close_pipes(xp_transport *sp, bool hard)
 {
 	for (int fd = 0; fd < 3; fd++) {
 		xp_transport *p = xp_transport_get_pipe_transport(sp, fd);
-		if (!p)
-			continue;
-		if (hard)
-			xp_transport_abort(p);
-		else
-			xp_transport_close(p);
+		if (p)
+			shut(p, hard);
 	}
 }
 
-/* Graceful: what is buffered is still delivered. */
-static void close_end(struct rend *e)
+static void shut_parts(struct rend *e, bool hard)
+{
+	for (int i = 0; i < 2; i++)
+		if (e->part[i].t)
+			shut(e->part[i].t, hard);
+}
+
+/* Either way of ending an end stops its connect if still pending; false
+ * when the end is already gone. */
+static bool end_live(struct rend *e)
 {
 	if (e->gone)
-		return;
+		return false;
 	if (e->pending)
 		xp_future_cancel(e->pending);
+	return true;
+}
+
+static void close_end(struct rend *e)
+{
+	if (!end_live(e))
+		return;
 	switch (e->kind) {
 	case K_STREAM:
 	case K_PIPE:
-		for (int i = 0; i < 2; i++)
-			if (e->part[i].t)
-				xp_transport_close(e->part[i].t);
+		shut_parts(e, false);
 		break;
 	case K_SUBPROC:
 		/* Not the subprocess transport: its close() is a SIGKILL.
@@ -445,19 +463,15 @@ static void reset_stream(xp_transport *t)
 
 static void abort_end(struct rend *e)
 {
-	if (e->gone)
+	if (!end_live(e))
 		return;
-	if (e->pending)
-		xp_future_cancel(e->pending);
 	switch (e->kind) {
 	case K_STREAM:
 		if (e->part[0].t)
 			reset_stream(e->part[0].t);
 		break;
 	case K_PIPE:
-		for (int i = 0; i < 2; i++)
-			if (e->part[i].t)
-				xp_transport_abort(e->part[i].t);
+		shut_parts(e, true);
 		break;
 	case K_SUBPROC:
 		if (e->sp) {

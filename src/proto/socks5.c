@@ -229,10 +229,5 @@ static const struct xp__tunnel_kind socks5_kind = {
 
 xp_protocol *xp_socks5_new(xp_loop *loop, const xp_proxy_server_opts *opts)
 {
-	if (opts && ((opts->user && strlen(opts->user) > 255) ||
-		     (opts->password && strlen(opts->password) > 255))) {
-		errno = EINVAL;
-		return NULL;
-	}
 	return xp__tunnel_new(loop, opts, &socks5_kind);
 }

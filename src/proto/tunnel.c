@@ -313,12 +313,11 @@ static const xp_protocol_ops tunnel_ops = {
     .eof_received = tn_eof,
 };
 
-static int dup_str(char **dst, const char *src)
+/* RFC 1929 carries each credential behind a length byte; the HTTP proxy
+ * keeps the same limit so both servers accept the same options. */
+static bool credential_ok(const char *s)
 {
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
+	return !s || strlen(s) <= 255;
 }
 
 xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
@@ -326,7 +325,8 @@ xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
 {
 	struct xp__tunnel *tn;
 
-	if (!loop || !o || !o->user != !o->password || o->connect.tls || o->connect.proxy ||
+	if (!loop || !o || !o->user != !o->password || !credential_ok(o->user) ||
+	    !credential_ok(o->password) || o->connect.tls || o->connect.proxy ||
 	    o->connect.use_sock || o->connect.local_addrlen > sizeof(tn->local.u)) {
 		errno = EINVAL;
 		return NULL;
@@ -339,7 +339,7 @@ xp_protocol *xp__tunnel_new(xp_loop *loop, const xp_proxy_server_opts *o,
 	tn->loop = loop;
 	tn->o = *o;
 	tn->refs = 1; /* the client protocol: until connection_lost or hand-over */
-	if (dup_str(&tn->user, o->user) || dup_str(&tn->password, o->password)) {
+	if (xp__dup_str(&tn->user, o->user) || xp__dup_str(&tn->password, o->password)) {
 		tn_unref(tn);
 		errno = ENOMEM;
 		return NULL;

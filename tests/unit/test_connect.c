@@ -233,6 +233,31 @@ TEST(connect_bad_arguments)
 	xp_loop_free(loop);
 }
 
+/* With no loop there is no future to report through: NULL with EINVAL,
+ * whatever else is wrong, and a sock the call was handed stays open. */
+TEST(connect_without_loop_einval_sock_kept)
+{
+	int sv[2];
+
+	REQUIRE(xpt_socketpair(sv) == 0);
+	xp_connect_opts us = {.use_sock = 1, .sock = sv[0]};
+	errno = 0;
+	CHECK(xp_create_connection(NULL, one_factory, NULL, NULL, NULL, &us) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_create_connection(NULL, NULL, NULL, "127.0.0.1", "1", NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_create_unix_connection(NULL, one_factory, NULL, NULL, &us) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_connect_accepted_socket(NULL, one_factory, NULL, sv[0], NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK(fcntl(sv[0], F_GETFD) >= 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* ---- timeout ---------------------------------------------------------- */
 
 TEST(connect_timeout)

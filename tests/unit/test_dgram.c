@@ -771,6 +771,20 @@ TEST(dgram_resolve_name_through_executor)
 	rec_free(r);
 }
 
+/* No loop to report through, or no factory: NULL with EINVAL at once. */
+TEST(dgram_create_without_loop_or_factory_einval)
+{
+	xp_loop *loop = xp_loop_new();
+
+	errno = 0;
+	CHECK(xp_create_datagram_endpoint(NULL, rec_factory_one, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_create_datagram_endpoint(loop, NULL, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	xp_loop_free(loop);
+}
+
 TEST(dgram_create_errors)
 {
 	xp_loop *loop = xp_loop_new();

@@ -730,6 +730,26 @@ TEST(pipe_write_terminal)
 	rec_free(r);
 }
 
+/* No loop to report through, or no factory: NULL with EINVAL at once,
+ * and the fd is not taken. */
+TEST(pipe_connect_without_loop_or_factory_einval)
+{
+	xp_loop *loop = xp_loop_new();
+	int p[2];
+
+	REQUIRE(mk_pipe(p) == 0);
+	errno = 0;
+	CHECK(xp_connect_read_pipe(NULL, rec_factory_one, NULL, p[0]) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_connect_write_pipe(loop, NULL, NULL, p[1]) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK(fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0);
+	close(p[0]);
+	close(p[1]);
+	xp_loop_free(loop);
+}
+
 TEST(pipe_connect_bad_fd)
 {
 	xp_loop *loop = xp_loop_new();

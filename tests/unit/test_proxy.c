@@ -337,6 +337,55 @@ static void refusals(int kind)
 	fx_done(&f);
 }
 
+static xp_protocol *srv_new(int kind, xp_loop *loop, const xp_proxy_server_opts *o)
+{
+	return kind == XP_PROXY_HTTP ? xp_http_proxy_new(loop, o) : xp_socks5_new(loop, o);
+}
+
+/* RFC 1929 carries each credential behind a length byte: 255 characters
+ * work end to end, 256 are refused when the server is made (both kinds). */
+static void long_credentials_case(int kind)
+{
+	char c255[256], c256[257];
+	struct fx f;
+	struct rec *r;
+	xp_transport *t;
+	xp_proxy px = {.kind = kind, .host = "127.0.0.1", .user = c255, .password = c255};
+	xp_proxy_server_opts bad = {.user = c256, .password = "x"};
+
+	memset(c255, 'u', 255);
+	c255[255] = '\0';
+	memset(c256, 'u', 256);
+	c256[256] = '\0';
+	fx_init(&f, kind);
+	errno = 0;
+	CHECK(srv_new(kind, f.loop, &bad) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	bad.user = "x";
+	bad.password = c256;
+	errno = 0;
+	CHECK(srv_new(kind, f.loop, &bad) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	f.so.user = f.so.password = c255;
+	fx_start(&f);
+	px.port = f.pport;
+	r = rec_new(&rec_stream_ops, f.loop);
+	REQUIRE(via(&f, r, &px, "127.0.0.1", f.tport, NULL, &t) == 0);
+	echo_round(&f, r, t, "long credentials");
+	rec_free(r);
+	fx_done(&f);
+}
+
+TEST(proxy_socks5_ours_long_credentials)
+{
+	long_credentials_case(XP_PROXY_SOCKS5);
+}
+
+TEST(proxy_http_ours_long_credentials)
+{
+	long_credentials_case(XP_PROXY_HTTP);
+}
+
 TEST(proxy_socks5_ours_refusals)
 {
 	refusals(XP_PROXY_SOCKS5);

@@ -861,6 +861,48 @@ static void tmp_path(char *buf, size_t n, const char *tag)
 	unlink(buf);
 }
 
+/* A sock handed over with arguments that refuse it is taken and closed;
+ * a call with no loop takes nothing and fails at once with EINVAL. */
+TEST(server_refused_sock_closed_but_not_without_loop)
+{
+	xp_loop *loop = xp_loop_new();
+	struct sctx c = {.loop = loop};
+	char path[108];
+	int sv[2], err = 0;
+
+	tmp_path(path, sizeof(path), "refsock");
+	REQUIRE(xpt_socketpair(sv) == 0);
+	xp_server_opts us = {.use_sock = 1, .sock = sv[0]};
+	xp_server_opts bad = {.use_sock = 1, .sock = sv[0], .backlog = -1};
+	errno = 0;
+	CHECK(xp_create_server(NULL, echo_factory, &c, NULL, NULL, &us) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_create_unix_server(NULL, echo_factory, &c, NULL, &bad) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK(fcntl(sv[0], F_GETFD) >= 0);
+
+	CHECK(mk_server(loop, &c, "127.0.0.1", "0", &us, &err) == NULL);
+	CHECK_EQ(err, -EINVAL);
+	CHECK(fcntl(sv[0], F_GETFD) < 0);
+	REQUIRE((us.sock = dup(sv[1])) >= 0);
+	CHECK(mk_unix_server(loop, &c, path, &us, &err) == NULL);
+	CHECK_EQ(err, -EINVAL);
+	CHECK(fcntl(us.sock, F_GETFD) < 0);
+	REQUIRE((us.sock = dup(sv[1])) >= 0);
+	us.reuse_port = true;
+	CHECK(mk_unix_server(loop, &c, NULL, &us, &err) == NULL);
+	CHECK_EQ(err, -EINVAL);
+	CHECK(fcntl(us.sock, F_GETFD) < 0);
+	REQUIRE((bad.sock = dup(sv[1])) >= 0);
+	CHECK(mk_server(loop, &c, NULL, NULL, &bad, &err) == NULL);
+	CHECK_EQ(err, -EINVAL);
+	CHECK(fcntl(bad.sock, F_GETFD) < 0);
+	CHECK_EQ(c.made, 0);
+	close(sv[1]);
+	xp_loop_free(loop);
+}
+
 TEST(server_unix_basic_and_cleanup)
 {
 	xp_loop *loop = xp_loop_new();

@@ -118,6 +118,19 @@ TEST(sockops_recv_error_and_blocking_socket)
 	finish(loop);
 }
 
+/* No loop to report through: NULL with EINVAL, before the socket is looked at. */
+TEST(sockops_without_loop_einval)
+{
+	char buf[8];
+
+	errno = 0;
+	CHECK(xp_sock_recv(NULL, 999, buf, sizeof(buf)) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(xp_sock_sendall(NULL, 999, "x", 1) == NULL);
+	CHECK_EQ(errno, EINVAL);
+}
+
 TEST(sockops_cancel_pending_recv)
 {
 	xp_loop *loop = xp_loop_new();
