@@ -45,7 +45,7 @@ void xp__backend_destroy(struct xp_backend *b)
 	free(b);
 }
 
-int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
+static int epoll_set(struct xp_backend *b, struct xp_io *w, unsigned events)
 {
 	struct epoll_event ev = {.data.ptr = w};
 	int op;
@@ -53,8 +53,6 @@ int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
 		ev.events |= EPOLLIN;
 	if (events & XP_IO_WRITE)
 		ev.events |= EPOLLOUT;
-	if (!w->registered && !events)
-		return 0;
 	if (!events)
 		op = EPOLL_CTL_DEL;
 	else
@@ -67,6 +65,26 @@ int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
 	}
 	w->registered = events;
 	return 0;
+}
+
+/*
+ * Dropping read interest alone is lazy: a transport paused and resumed
+ * before its peer sends anything (flow control, a forward waiting for its
+ * upstream, a TLS layer after close_notify) costs no system call.  If data
+ * does come meanwhile, the wait drops the interest then (xp__backend_wait).
+ */
+int xp__backend_update(struct xp_backend *b, struct xp_io *w, unsigned events)
+{
+	unsigned have = w->registered & XP_IO_RW, want = events & XP_IO_RW;
+
+	if (!w->registered && !events)
+		return 0;
+	if (w->registered && events && (want == have || (want | XP_IO_READ) == have)) {
+		if (want == have)
+			w->registered = events; /* the kernel's side is the same */
+		return 0;
+	}
+	return epoll_set(b, w, events);
 }
 
 void xp__backend_forget(struct xp_backend *b, struct xp_io *w)
@@ -106,6 +124,11 @@ int xp__backend_wait(struct xp_backend *b, xp_loop *loop, int timeout_ms)
 		if (!w || !w->events)
 			continue;
 		unsigned r = to_xp(b->ev[b->cur].events);
+		/* Read interest dropped lazily, and data came: drop it now.  (A
+		 * hang-up or an error is reported whatever the interest.) */
+		if ((r & XP_IO_READ) && !(r & (XP_IO_HUP | XP_IO_ERR)) &&
+		    (w->registered & ~w->events & XP_IO_READ) && epoll_set(b, w, w->events) < 0)
+			r |= XP_IO_ERR;
 		/* Report only what is wanted, plus error bits. */
 		unsigned want = w->events | XP_IO_ERR | XP_IO_HUP;
 		r &= want;
