@@ -1845,6 +1845,8 @@ static pid_t hostile_client(const char *port, const char *mode, double secs, int
 			done++;
 		}
 	}
+	SSL_free(ssl); /* valgrind checks this child's heap too */
+	SSL_CTX_free(ctx);
 	if (write(rep, &done, sizeof(done)) != sizeof(done))
 		_exit(4);
 	_exit(0);
